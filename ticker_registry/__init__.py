@@ -1,0 +1,66 @@
+"""ticker-registry: one order-flow model per trading symbol, managed through MLflow's registry.
+
+Everything importable from this module is the public API; the names are listed
+in ``__all__`` and nothing else is public.
+"""
+
+from __future__ import annotations
+
+from .config import MODEL_TYPES, Config, load_config
+from .exceptions import (
+    BundleError,
+    ConfigError,
+    InvalidTickerError,
+    ModelFormatError,
+    ModelNotFoundError,
+    NotTrainedError,
+    PromotionConflictError,
+    RegistryError,
+    RegistryUnavailableError,
+    RollbackError,
+    SampleValidationError,
+    StoreError,
+    TickerRegistryError,
+    TradeDataError,
+    TrainingDataError,
+)
+from .features import (
+    FEATURE_NAMES,
+    FLOW_TYPES,
+    FeatureSpec,
+    build_training_set,
+    compute_live_features,
+)
+from .model import OrderFlowModel
+from .tickers import normalize_ticker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FLOW_TYPES",
+    "MODEL_TYPES",
+    "BundleError",
+    "Config",
+    "ConfigError",
+    "FeatureSpec",
+    "InvalidTickerError",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "NotTrainedError",
+    "OrderFlowModel",
+    "PromotionConflictError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "RollbackError",
+    "SampleValidationError",
+    "StoreError",
+    "TickerRegistryError",
+    "TradeDataError",
+    "TrainingDataError",
+    "__version__",
+    "build_training_set",
+    "compute_live_features",
+    "load_config",
+    "normalize_ticker",
+]

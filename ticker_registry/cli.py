@@ -1,0 +1,153 @@
+"""The ``ticker-registry`` command line: a thin click layer over the public API.
+
+It parses, calls the library, formats. Every library error becomes one line
+``Error: ...`` on stderr with exit code 1; usage errors exit 2 (click's rule).
+Read commands take ``--format table|json|csv``; the JSON shapes are stable.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import click
+
+from . import __version__
+from .exceptions import TickerRegistryError
+
+__all__ = ["main"]
+
+
+class CliError(click.ClickException):
+    """A library error shown as one line ``Error: ...`` (exit 1)."""
+
+    exit_code = 1
+
+
+class _Group(click.Group):
+    """A group that turns library errors into one-line messages, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TickerRegistryError as exc:
+            raise CliError(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except OSError as exc:
+            raise CliError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+
+
+class Context:
+    """Options of the top-level group, handed to each command."""
+
+    def __init__(self, tracking_uri: str | None, config_path: str | None, models_dir: str | None,
+                 quiet: bool) -> None:
+        self.tracking_uri = tracking_uri
+        self.config_path = config_path
+        self.models_dir = models_dir
+        self.quiet = quiet
+
+    def config(self) -> Any:
+        from .config import load_config
+
+        return load_config(self.config_path)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
+                                           "max_content_width": 100})
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
+              help="MLflow tracking/registry URI (default: sqlite:///<models-dir>/mlflow.db; "
+                   "env MLFLOW_TRACKING_URI).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
+              envvar="TICKER_REGISTRY_CONFIG", help="YAML config (default: built-in defaults).")
+@click.option("--models-dir", type=click.Path(file_okay=False), metavar="DIR",
+              envvar="TICKER_REGISTRY_MODELS_DIR",
+              help="Folder of the embedded store and sample database (default: ./mlruns).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or chatter.")
+@click.version_option(__version__, prog_name="ticker-registry")
+@click.pass_context
+def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
+        models_dir: str | None, verbose: int, quiet: bool) -> None:
+    """Train, version, serve and manage one order-flow model per ticker, in MLflow.
+
+    \b
+    Example:
+      ticker-registry demo
+      ticker-registry train --ticker XRPETH --trades XRPETH-aggTrades-2019-10.zip
+      ticker-registry status --format json
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(tracking_uri, config_path, models_dir, quiet)
+
+
+def emit(rows: Sequence[Mapping[str, Any]], fmt: str, *, columns: Sequence[str] | None = None,
+         json_value: Any = None) -> None:
+    """Print ``rows`` as a table, CSV, or JSON (``json_value`` when given, else the rows)."""
+    if fmt == "json":
+        click.echo(json.dumps(rows if json_value is None else json_value, indent=2, default=str))
+        return
+    columns = list(columns or (rows[0].keys() if rows else []))
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    if not rows:
+        click.echo("(nothing to show)")
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
+                        default="table", show_default=True, help="Output format.")(func)
+
+
+def progress(items: Iterable[Any], *, label: str, length: int, quiet: bool) -> Any:
+    """A progress bar on a terminal; plain iteration when piped or ``--quiet``."""
+    if quiet or not sys.stderr.isatty():
+        return _Plain(items)
+    return click.progressbar(items, label=label, length=length, file=sys.stderr)
+
+
+class _Plain:
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+    def __enter__(self) -> Iterable[Any]:
+        return self.items
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ticker-registry")

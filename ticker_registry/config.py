@@ -1,0 +1,260 @@
+"""Typed, validated configuration.
+
+A :class:`Config` is built from a dict (``Config.from_dict``) or a YAML file
+(``load_config``). Unknown keys, wrong types and out-of-range values are
+refused with a :class:`~ticker_registry.exceptions.ConfigError` that names the
+key, the value, the source and the allowed form. The config is frozen; derive
+a changed copy with :meth:`Config.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+
+__all__ = ["MODEL_TYPES", "Config", "load_config"]
+
+MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
+
+#: Hyperparameters each model type accepts, with their defaults.
+DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
+    "xgboost": {
+        "n_estimators": 100,
+        "max_depth": 6,
+        "learning_rate": 0.1,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "min_child_weight": 1.0,
+        "reg_lambda": 1.0,
+    },
+    "lightgbm": {
+        "n_estimators": 100,
+        "num_leaves": 31,
+        "learning_rate": 0.1,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 0.0,
+    },
+    "random_forest": {
+        "n_estimators": 100,
+        "max_depth": 12,
+        "min_samples_leaf": 2,
+        "max_features": 1.0,
+    },
+}
+
+
+def _field(default: Any, kind: type | tuple[type, ...], doc: str, *, low: float | None = None,
+           high: float | None = None, low_open: bool = False, choices: tuple[Any, ...] | None = None,
+           optional: bool = False) -> Any:
+    meta = {"kind": kind, "doc": doc, "low": low, "high": high, "low_open": low_open,
+            "choices": choices, "optional": optional}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of ticker-registry, with its default.
+
+    Keys (all optional in a file; defaults shown in brackets):
+
+    - ``model_type`` [xgboost]: ``xgboost``, ``lightgbm`` or ``random_forest``.
+    - ``min_training_samples`` [1000]: samples before a ticker's first training.
+    - ``retrain_interval`` [500]: new samples between automatic retrainings.
+    - ``prediction_horizon`` [5]: label horizon in minutes.
+    - ``sequence_length`` [20]: trades in each feature window.
+    - ``large_order_threshold`` [1000]: notional (quote currency) of a large order.
+    - ``flow_band`` [0.2]: |signed-volume share| above which flow is buy/sell pressure.
+    - ``validation_fraction`` [0.2]: last share of rows held out, never shuffled.
+    - ``random_seed`` [42], ``n_jobs`` [1]: threads per model head.
+    - ``hyperparameters`` [{}]: per model type overrides of ``DEFAULT_HYPERPARAMETERS``.
+    - ``namespace`` [order_flow]: registered models are named ``<namespace>.<TICKER>``.
+    - ``production_alias`` [production], ``staging_alias`` [staging].
+    - ``auto_promote`` [true]: promote a candidate that beats production.
+    - ``mirror_stages`` [false]: also set MLflow's deprecated stages.
+    - ``log_plots`` [false]: log feature-importance / confusion-matrix PNGs.
+    - ``max_cached_models`` [64], ``refresh_interval`` [30.0] seconds,
+      ``max_model_age`` [null] seconds before predictions are flagged stale.
+    - ``performance_window`` [500]: labelled samples in the live score.
+    - ``skill_drop_threshold`` [null]: live accuracy below which a retrain is
+      triggered early.
+    - ``registry_timeout`` [10.0] seconds: deadline of one registry request.
+    - ``symbol`` [null]: the strategy's ticker.
+    """
+
+    model_type: str = _field("xgboost", str, "model family", choices=MODEL_TYPES)
+    min_training_samples: int = _field(1000, int, "samples before first training", low=10)
+    retrain_interval: int = _field(500, int, "new samples between retrainings", low=1)
+    prediction_horizon: float = _field(5, (int, float), "label horizon in minutes", low=0, low_open=True,
+                                       high=24 * 60)
+    sequence_length: int = _field(20, int, "trades per feature window", low=2, high=10_000)
+    large_order_threshold: float = _field(1000, (int, float), "notional of a large order", low=0,
+                                          low_open=True)
+    flow_band: float = _field(0.2, (int, float), "signed-volume share band", low=0, high=1)
+    validation_fraction: float = _field(0.2, (int, float), "holdout share", low=0.05, high=0.5)
+    random_seed: int = _field(42, int, "random seed", low=0)
+    n_jobs: int = _field(1, int, "threads per head", low=1, high=256)
+    hyperparameters: dict = _field({}, dict, "per model type hyperparameters")
+    namespace: str = _field("order_flow", str, "registered model name prefix")
+    production_alias: str = _field("production", str, "alias of the serving version")
+    staging_alias: str = _field("staging", str, "alias of the candidate version")
+    auto_promote: bool = _field(True, bool, "promote a better candidate automatically")
+    mirror_stages: bool = _field(False, bool, "mirror aliases to deprecated stages")
+    log_plots: bool = _field(False, bool, "log plots with each version")
+    max_cached_models: int = _field(64, int, "models held in memory", low=1)
+    refresh_interval: float = _field(30.0, (int, float), "seconds between alias checks", low=0)
+    max_model_age: float | None = _field(None, (int, float), "seconds before stale", low=0,
+                                         low_open=True, optional=True)
+    performance_window: int = _field(500, int, "samples in the live score", low=10)
+    skill_drop_threshold: float | None = _field(None, (int, float), "live accuracy floor", low=0,
+                                                high=1, optional=True)
+    registry_timeout: float = _field(10.0, (int, float), "seconds per registry request", low=0,
+                                     low_open=True)
+    symbol: str | None = _field(None, str, "strategy ticker", optional=True)
+
+    def __post_init__(self) -> None:
+        _validate(self, source="<dict>")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None = None, *, source: str = "<dict>") -> Config:
+        """Build a config from a mapping; unknown keys are refused."""
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r} in {source}; "
+                f"known keys are: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("<dict>", source)) from None
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied and validated."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every key (JSON-serialisable)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def model_hyperparameters(self) -> dict[str, Any]:
+        """Hyperparameters of ``model_type``: defaults overlaid with the config's."""
+        return {**DEFAULT_HYPERPARAMETERS[self.model_type],
+                **self.hyperparameters.get(self.model_type, {})}
+
+
+def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -> Config:
+    """Load a config from a YAML path, a mapping, an existing Config, or defaults."""
+    if source is None:
+        return Config()
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, Mapping):
+        return Config.from_dict(source)
+    import yaml
+
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; "
+                          "check the path given to --config") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
+                          f"{str(exc).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values, "
+                          f"got {type(data).__name__}")
+    return Config.from_dict(data, source=str(path))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _describe(meta: Mapping[str, Any]) -> str:
+    if meta["choices"]:
+        return "one of: " + ", ".join(map(str, meta["choices"]))
+    kind = meta["kind"]
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             dict: "a mapping"}
+    base = names[kind] if isinstance(kind, type) else "a number"
+    bounds = []
+    if meta["low"] is not None:
+        bounds.append(f"{'>' if meta['low_open'] else '>='} {meta['low']}")
+    if meta["high"] is not None:
+        bounds.append(f"<= {meta['high']}")
+    text = base + (" " + " and ".join(bounds) if bounds else "")
+    return text + (" (or null)" if meta["optional"] else "")
+
+
+def _validate(cfg: Config, *, source: str) -> None:
+    for f in dataclasses.fields(cfg):
+        meta = f.metadata
+        value = getattr(cfg, f.name)
+        if value is None and meta["optional"]:
+            continue
+        kind = meta["kind"]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if ok and meta["choices"] and value not in meta["choices"]:
+            ok = False
+        if ok and meta["low"] is not None and isinstance(value, (int, float)):
+            ok = value > meta["low"] if meta["low_open"] else value >= meta["low"]
+        if ok and meta["high"] is not None and isinstance(value, (int, float)):
+            ok = value <= meta["high"]
+        if ok and isinstance(value, str) and not value.strip():
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"invalid config value {f.name}={value!r} in {source}; "
+                f"{f.name} ({meta['doc']}) must be {_describe(meta)}"
+            )
+    _validate_hyperparameters(cfg.hyperparameters, source)
+    if cfg.production_alias == cfg.staging_alias:
+        raise ConfigError(f"production_alias and staging_alias are both "
+                          f"{cfg.production_alias!r} in {source}; give them different names")
+
+
+def _validate_hyperparameters(hp: Mapping[str, Any], source: str) -> None:
+    for model_type, params in hp.items():
+        if model_type not in DEFAULT_HYPERPARAMETERS:
+            raise ConfigError(f"unknown model type {model_type!r} under hyperparameters in "
+                              f"{source}; use one of: {', '.join(MODEL_TYPES)}")
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"hyperparameters.{model_type} in {source} must be a mapping, "
+                              f"got {params!r}")
+        allowed = DEFAULT_HYPERPARAMETERS[model_type]
+        for key, value in params.items():
+            if key not in allowed:
+                raise ConfigError(
+                    f"unknown hyperparameter {model_type}.{key} in {source}; "
+                    f"known for {model_type}: {', '.join(sorted(allowed))}")
+            expected = type(allowed[key])
+            good = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and value > 0)
+            if expected is int:
+                good = good and isinstance(value, int)
+            if not good:
+                raise ConfigError(
+                    f"invalid hyperparameter {model_type}.{key}={value!r} in {source}; "
+                    f"it must be a positive {'integer' if expected is int else 'number'}")

@@ -1,0 +1,103 @@
+"""The one error tree of ticker-registry.
+
+Every error the library raises on purpose derives from ``TickerRegistryError``;
+callers can catch that one class. Errors about a bad value also derive from
+``ValueError`` so code that expects the builtin keeps working::
+
+    TickerRegistryError
+    ├── ConfigError (ValueError)              bad config key, type or value
+    ├── InvalidTickerError (ValueError)       a ticker that is not a safe symbol
+    ├── TradeDataError (ValueError)           unreadable or malformed trade file
+    ├── TrainingDataError (ValueError)        too few / constant training rows
+    ├── SampleValidationError (ValueError)    a training sample that does not fit the spec
+    ├── NotTrainedError (ValueError, AttributeError)
+    │                                         predict on a model that was never fitted
+    ├── ModelFormatError                      a saved model directory that is not ours or is broken
+    ├── RegistryError                         any failure talking to the MLflow registry
+    │   ├── RegistryUnavailableError          the tracking server / database cannot be reached
+    │   ├── ModelNotFoundError (LookupError)  unknown ticker or version
+    │   ├── PromotionConflictError            compare-and-set lost: the alias moved meanwhile
+    │   └── RollbackError                     no earlier production version / refused target
+    ├── BundleError                           an export bundle that failed verification
+    └── StoreError                            the durable sample store failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BundleError",
+    "ConfigError",
+    "InvalidTickerError",
+    "ModelFormatError",
+    "ModelNotFoundError",
+    "NotTrainedError",
+    "PromotionConflictError",
+    "RegistryError",
+    "RegistryUnavailableError",
+    "RollbackError",
+    "SampleValidationError",
+    "StoreError",
+    "TickerRegistryError",
+    "TradeDataError",
+    "TrainingDataError",
+]
+
+
+class TickerRegistryError(Exception):
+    """Base class of every error raised on purpose by ticker-registry."""
+
+
+class ConfigError(TickerRegistryError, ValueError):
+    """A config key is unknown, has the wrong type, or is out of range."""
+
+
+class InvalidTickerError(TickerRegistryError, ValueError):
+    """A ticker symbol is empty, unsafe or not plain ASCII."""
+
+
+class TradeDataError(TickerRegistryError, ValueError):
+    """A trade file cannot be read or holds malformed rows."""
+
+
+class TrainingDataError(TickerRegistryError, ValueError):
+    """The training set cannot train a model (too small, constant, not finite)."""
+
+
+class SampleValidationError(TickerRegistryError, ValueError):
+    """A training sample does not match the feature spec."""
+
+
+class NotTrainedError(TickerRegistryError, ValueError, AttributeError):
+    """A prediction was asked of a model that has not been fitted."""
+
+
+class ModelFormatError(TickerRegistryError):
+    """A saved model directory is missing files or is not in our format."""
+
+
+class RegistryError(TickerRegistryError):
+    """A registry operation failed."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """The tracking server or registry database cannot be reached."""
+
+
+class ModelNotFoundError(RegistryError, LookupError):
+    """The ticker, version or alias does not exist in the registry."""
+
+
+class PromotionConflictError(RegistryError):
+    """An alias moved since the caller read it (compare-and-set lost)."""
+
+
+class RollbackError(RegistryError):
+    """A rollback target does not exist or is not allowed."""
+
+
+class BundleError(TickerRegistryError):
+    """An export bundle is malformed, unsafe or fails verification."""
+
+
+class StoreError(TickerRegistryError):
+    """The durable sample store cannot be read or written."""

@@ -1,0 +1,384 @@
+"""Order-flow features and labels: pure functions, batch and live.
+
+Every function here takes arrays or frames and returns new ones: no I/O, no
+clock, no globals, no mutation of inputs. Window sizes and thresholds travel
+in a frozen :class:`FeatureSpec`, saved with each model version, so a version
+always computes its features the same way.
+
+The feature window of an event is the ``sequence_length`` trades ending at
+(and including) that trade; nothing after the event is read. Rolling sums are
+accumulated column by column in a fixed order, so :func:`compute_live_features`
+on a window returns bit-for-bit what :func:`build_training_set` gives for the
+same event. The definitions are tabled in the README ("Features and labels").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .config import Config
+from .exceptions import SampleValidationError, TradeDataError, TrainingDataError
+
+__all__ = [
+    "FEATURE_NAMES",
+    "FLOW_TYPES",
+    "LABEL_NAMES",
+    "FeatureSpec",
+    "build_training_set",
+    "compute_live_features",
+    "live_feature_vector",
+]
+
+#: Feature columns, in the order every model sees them.
+FEATURE_NAMES: tuple[str, ...] = (
+    "signed_volume_imbalance",
+    "buy_trade_share",
+    "trade_intensity",
+    "realized_volatility_bps",
+    "vwap_deviation_bps",
+    "window_return_bps",
+    "large_order_count",
+    "large_order_share",
+    "time_since_large_order_s",
+    "log_mean_notional",
+    "last_side",
+    "spread_bps",
+    "mid_deviation_bps",
+    "book_imbalance",
+    "has_market_data",
+)
+#: flow_type classes; the class code is the position in this tuple.
+FLOW_TYPES: tuple[str, ...] = ("sell_pressure", "balanced", "buy_pressure")
+LABEL_NAMES: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
+
+_NS = 1_000_000_000
+_MIN_DURATION_S = 1e-3
+_MARKET_KEYS = ("bid", "ask", "bid_size", "ask_size")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The frozen recipe of features and labels, saved with every model version."""
+
+    sequence_length: int = 20
+    prediction_horizon: float = 5.0
+    large_order_threshold: float = 1000.0
+    flow_band: float = 0.2
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    flow_types: tuple[str, ...] = FLOW_TYPES
+    version: int = 1
+
+    @classmethod
+    def from_config(cls, config: Config) -> FeatureSpec:
+        return cls(
+            sequence_length=config.sequence_length,
+            prediction_horizon=float(config.prediction_horizon),
+            large_order_threshold=float(config.large_order_threshold),
+            flow_band=float(config.flow_band),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        data = dict(data)
+        data["feature_names"] = tuple(data.get("feature_names", FEATURE_NAMES))
+        data["flow_types"] = tuple(data.get("flow_types", FLOW_TYPES))
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["feature_names"] = list(self.feature_names)
+        out["flow_types"] = list(self.flow_types)
+        return out
+
+    @property
+    def horizon_ns(self) -> int:
+        return int(round(self.prediction_horizon * 60 * _NS))
+
+
+def _spec(config: Config | FeatureSpec) -> FeatureSpec:
+    return config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(config)
+
+
+# --------------------------------------------------------------------------- kernels
+def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
+    """Sum over each length-``n`` window, accumulated left to right (exact order)."""
+    w = sliding_window_view(x, n)
+    acc = w[:, 0].copy()
+    for j in range(1, n):
+        acc += w[:, j]
+    return acc
+
+
+def _window_features(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndarray,
+                     spec: FeatureSpec) -> np.ndarray:
+    """Features of every event that has a full window, as an (events, features) array.
+
+    Row ``k`` is the event at trade index ``k + sequence_length - 1``; the
+    market-data columns are left at zero (see :func:`_apply_market`).
+    """
+    n = spec.sequence_length
+    m = len(price) - n + 1
+    out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float64, order="F")
+    notional = price * qty
+    sq = side * qty
+    end = slice(n - 1, None)
+
+    qty_sum = _rolling_sum(qty, n)
+    notional_sum = _rolling_sum(notional, n)
+    out[:, 0] = _rolling_sum(sq, n) / qty_sum
+    out[:, 1] = _rolling_sum((side > 0).astype(np.float64), n) / n
+    duration = (ts_ns[end] - ts_ns[: m]).astype(np.float64) / _NS
+    out[:, 2] = (n - 1) / np.maximum(duration, _MIN_DURATION_S)
+    log_price = np.log(price)
+    returns = np.diff(log_price)
+    out[:, 3] = np.sqrt(_rolling_sum(returns * returns, n - 1)) * 1e4
+    vwap = notional_sum / qty_sum
+    out[:, 4] = (price[end] / vwap - 1.0) * 1e4
+    out[:, 5] = (log_price[end] - log_price[: m]) * 1e4
+    large = notional >= spec.large_order_threshold
+    out[:, 6] = _rolling_sum(large.astype(np.float64), n)
+    out[:, 7] = _rolling_sum(np.where(large, notional, 0.0), n) / notional_sum
+    positions = np.arange(len(price))
+    last_large = np.maximum.accumulate(np.where(large, positions, -1))[end]
+    in_window = last_large >= positions[: m]
+    since = (ts_ns[end] - ts_ns[np.where(in_window, last_large, positions[: m])]).astype(np.float64)
+    out[:, 8] = np.where(in_window, since / _NS, duration)
+    out[:, 9] = np.log(notional_sum / n)
+    out[:, 10] = side[end]
+    return out
+
+
+def _apply_market(out: np.ndarray, price: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                  bid_size: np.ndarray, ask_size: np.ndarray) -> None:
+    """Fill the market-data columns where a quote is known (bid and ask finite)."""
+    known = np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask >= bid)
+    mid = np.where(known, (bid + ask) / 2.0, 1.0)
+    out[:, 11] = np.where(known, (ask - bid) / mid * 1e4, 0.0)
+    out[:, 12] = np.where(known, (price / mid - 1.0) * 1e4, 0.0)
+    depth = bid_size + ask_size
+    sizes = known & np.isfinite(depth) & (depth > 0)
+    out[:, 13] = np.where(sizes, (bid_size - ask_size) / np.where(sizes, depth, 1.0), 0.0)
+    out[:, 14] = known.astype(np.float64)
+
+
+# --------------------------------------------------------------------------- batch
+def _trade_arrays(trades: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    missing = [c for c in ("timestamp", "price", "quantity", "side") if c not in trades.columns]
+    if missing:
+        raise TradeDataError(
+            f"trades frame lacks column(s) {missing}; expected the canonical schema "
+            "timestamp, price, quantity, side (use ticker_registry.read_trades)")
+    ts = pd.to_datetime(trades["timestamp"], utc=True)
+    ts_ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    price = trades["price"].to_numpy(dtype=np.float64)
+    qty = trades["quantity"].to_numpy(dtype=np.float64)
+    side = trades["side"].to_numpy(dtype=np.float64)
+    if len(ts_ns) > 1 and np.any(np.diff(ts_ns) < 0):
+        raise TradeDataError("trades are not sorted by timestamp; sort them (read_trades does)")
+    bad = ~(np.isfinite(price) & (price > 0) & np.isfinite(qty) & (qty > 0)) | ~np.isin(side, (-1, 1))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise TradeDataError(
+            f"trade row {row} is invalid (price={price[row]!r}, quantity={qty[row]!r}, "
+            f"side={side[row]!r}); price and quantity must be finite and positive, side +1 or -1")
+    return ts_ns, price, qty, side
+
+
+def _labels(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndarray,
+            events: np.ndarray, spec: FeatureSpec) -> pd.DataFrame:
+    horizon = spec.horizon_ns
+    horizon_s = horizon / _NS
+    end = np.searchsorted(ts_ns, ts_ns[events] + horizon, side="right") - 1
+    signed = np.concatenate(([0.0], np.cumsum(side * qty)))
+    volume = np.concatenate(([0.0], np.cumsum(qty)))
+    future_signed = signed[end + 1] - signed[events + 1]
+    future_volume = volume[end + 1] - volume[events + 1]
+    has_future = future_volume > 0
+    share = np.where(has_future, future_signed / np.where(has_future, future_volume, 1.0), 0.0)
+    flow = np.where(share > spec.flow_band, 2, np.where(share < -spec.flow_band, 0, 1))
+    impact = np.where(end > events, np.log(price[end] / price[events]) * 1e4, 0.0)
+    notional = np.concatenate(([0.0], np.cumsum(price * qty)))
+    target = notional[events + 1] + spec.large_order_threshold
+    filled = np.searchsorted(notional, target, side="left") - 1  # trade index reaching target
+    reached = filled < len(ts_ns)
+    filled = np.minimum(filled, len(ts_ns) - 1)
+    wait = (ts_ns[filled] - ts_ns[events]).astype(np.float64) / _NS
+    tte = np.where(reached, np.minimum(wait, horizon_s), horizon_s)
+    return pd.DataFrame({
+        "flow_type": pd.Categorical.from_codes(flow, categories=list(FLOW_TYPES)),
+        "impact": impact,
+        "time_to_execution": tte,
+    })
+
+
+def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
+                       market: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features ``X`` and labels ``y`` for every event with a full past window and horizon.
+
+    Parameters
+    ----------
+    trades
+        Canonical trades (``read_trades`` output), sorted by time.
+    config
+        A :class:`Config` or the :class:`FeatureSpec` of an existing model.
+    market
+        Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each
+        event uses the latest quote at or before it.
+
+    Returns
+    -------
+    (X, y)
+        ``X`` has the ``FEATURE_NAMES`` columns, ``y`` has ``flow_type``
+        (categorical of ``FLOW_TYPES``), ``impact`` (bps) and
+        ``time_to_execution`` (seconds); both are indexed by event timestamp.
+
+    Raises
+    ------
+    TrainingDataError
+        If no event has a full window and a full horizon.
+    """
+    spec = _spec(config)
+    ts_ns, price, qty, side = _trade_arrays(trades)
+    n = spec.sequence_length
+    if len(price) < n:
+        raise TrainingDataError(
+            f"only {len(price)} trades; at least sequence_length={n} trades plus a "
+            f"{spec.prediction_horizon:g}-minute horizon are needed to build one training row")
+    last_event = np.searchsorted(ts_ns, ts_ns[-1] - spec.horizon_ns, side="right") - 1
+    if last_event < n - 1:
+        raise TrainingDataError(
+            f"the {len(price)} trades span {(ts_ns[-1] - ts_ns[0]) / _NS / 60:.2f} minutes; "
+            f"training rows need {n} trades of history plus a {spec.prediction_horizon:g}-minute "
+            "horizon after each event: give a longer trade history")
+    feats = _window_features(ts_ns, price, qty, side, spec)[: last_event - n + 2]
+    events = np.arange(n - 1, last_event + 1)
+    if market is not None:
+        quotes = _market_asof(market, ts_ns[events])
+        _apply_market(feats, price[events], *quotes)
+    index = pd.DatetimeIndex(ts_ns[events].view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
+    X = pd.DataFrame(feats, columns=list(FEATURE_NAMES), index=index)
+    y = _labels(ts_ns, price, qty, side, events, spec)
+    y.index = index
+    return X, y
+
+
+def _market_asof(market: pd.DataFrame, event_ns: np.ndarray) -> tuple[np.ndarray, ...]:
+    missing = [c for c in ("timestamp", *_MARKET_KEYS[:2]) if c not in market.columns]
+    if missing:
+        raise TradeDataError(f"market data lacks column(s) {missing}; expected timestamp, bid, "
+                             "ask and optionally bid_size, ask_size")
+    m_ns = pd.to_datetime(market["timestamp"], utc=True).to_numpy("datetime64[ns]").view(np.int64)
+    order = np.argsort(m_ns, kind="stable")
+    m_ns = m_ns[order]
+    pos = np.searchsorted(m_ns, event_ns, side="right") - 1
+    known = pos >= 0
+    pos = np.maximum(pos, 0)
+    cols = []
+    for key in _MARKET_KEYS:
+        values = (market[key].to_numpy(np.float64)[order] if key in market.columns
+                  else np.full(len(m_ns), np.nan))
+        cols.append(np.where(known, values[pos], np.nan))
+    return tuple(cols)
+
+
+# --------------------------------------------------------------------------- live
+def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
+                  n: int) -> tuple[np.ndarray, ...]:
+    if isinstance(order_events, pd.DataFrame):
+        if len(order_events) < n:
+            raise SampleValidationError(
+                f"{len(order_events)} order events given; a live window needs the last "
+                f"sequence_length={n} trades")
+        return _trade_arrays(order_events.iloc[-n:])
+    events = list(order_events)[-n:] if not isinstance(order_events, list) else order_events[-n:]
+    if len(events) < n:
+        raise SampleValidationError(
+            f"{len(events)} order events given; a live window needs the last "
+            f"sequence_length={n} trades (dicts with timestamp, price, quantity, side)")
+    ts = np.empty(n, dtype=np.int64)
+    price = np.empty(n)
+    qty = np.empty(n)
+    side = np.empty(n)
+    for i, event in enumerate(events):
+        try:
+            ts[i] = _to_ns(event["timestamp"])
+            price[i] = event["price"]
+            qty[i] = event["quantity"] if "quantity" in event else event["amount"]
+            side[i] = _to_side(event["side"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SampleValidationError(
+                f"order event {i} {dict(event)!r} is not a trade: {exc}; each event needs "
+                "timestamp (ms or datetime), price, quantity (or amount) and side "
+                "('buy'/'sell' or +1/-1)") from None
+    if np.any(np.diff(ts) < 0):
+        raise SampleValidationError("order events are not in time order; sort them by timestamp")
+    if not (np.isfinite(price).all() and (price > 0).all() and np.isfinite(qty).all()
+            and (qty > 0).all()):
+        raise SampleValidationError("order events need finite, positive price and quantity")
+    return ts, price, qty, side
+
+
+def _to_ns(value: Any) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        v = int(value)
+        return v * 1_000 if v > 10**14 else v * 1_000_000  # microseconds or milliseconds
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        return int(round(value * 1_000_000))
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        raise ValueError(f"timestamp {value!r} is not a time")
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.as_unit("ns").value)
+
+
+def _to_side(value: Any) -> float:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("buy", "b"):
+            return 1.0
+        if lowered in ("sell", "s"):
+            return -1.0
+        raise ValueError(f"side {value!r} is not 'buy' or 'sell'")
+    if value in (1, -1):
+        return float(value)
+    raise ValueError(f"side {value!r} is not +1 or -1")
+
+
+def live_feature_vector(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
+                        market_data: Mapping[str, Any] | None,
+                        config: Config | FeatureSpec) -> np.ndarray:
+    """The feature vector (``FEATURE_NAMES`` order) of the newest event; the hot-path form."""
+    spec = _spec(config)
+    ts, price, qty, side = _event_arrays(order_events, spec.sequence_length)
+    row = _window_features(ts, price, qty, side, spec)
+    if market_data:
+        quote = []
+        for key in _MARKET_KEYS:
+            value = market_data.get(key)
+            quote.append(np.array([np.nan if value is None else float(value)]))
+        _apply_market(row, price[-1:], *quote)
+    return row[0]
+
+
+def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
+                          market_data: Mapping[str, Any] | None,
+                          config: Config | FeatureSpec) -> dict[str, float]:
+    """Features of one live window: the last ``sequence_length`` order events.
+
+    ``order_events`` is a list of dicts (``timestamp`` in ms or a datetime,
+    ``price``, ``quantity`` or ``amount``, ``side`` as ``'buy'``/``'sell'`` or
+    +1/-1) or a canonical trades frame; ``market_data`` is an optional dict
+    with ``bid``, ``ask``, ``bid_size``, ``ask_size`` (other keys are ignored).
+    The result equals the row :func:`build_training_set` gives for the same
+    event.
+    """
+    vector = live_feature_vector(order_events, market_data, config)
+    return dict(zip(FEATURE_NAMES, vector.tolist(), strict=True))

@@ -1,0 +1,224 @@
+"""Native model heads: train, predict, save and load one tree model per target.
+
+One small backend per model family, each storing its models in the family's
+own format and never in a pickle:
+
+========================  =====================  ======================================
+model_type                file                   loader
+========================  =====================  ======================================
+``xgboost``               ``<head>.ubj``         ``xgboost.Booster(model_file=...)``
+``lightgbm``              ``<head>.txt``         ``lightgbm.Booster(model_file=...)``
+``random_forest``         ``<head>.skops``       ``skops.io.load`` with :data:`SKOPS_TRUSTED`
+========================  =====================  ======================================
+
+A classifier head predicts an (n, n_classes) probability matrix; a regressor
+head an (n,) vector. ``predict`` takes a C-contiguous float64 matrix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .exceptions import ModelFormatError
+
+__all__ = ["HEAD_SUFFIX", "SKOPS_TRUSTED", "Head", "load_head", "train_head"]
+
+HEAD_SUFFIX = {"xgboost": ".ubj", "lightgbm": ".txt", "random_forest": ".skops"}
+
+#: The only types a skops file of ours may contain beyond skops' defaults. Taken
+#: from our own code, never from the file being loaded.
+SKOPS_TRUSTED = [
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.RandomForestRegressor",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "numpy.dtype",
+]
+
+
+class Head(Protocol):
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+    def save(self, path: Path) -> None: ...
+    def importances(self, n_features: int) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- xgboost
+class _XGBHead:
+    def __init__(self, booster: Any, n_classes: int) -> None:
+        self.booster = booster
+        self.n_classes = n_classes
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self.booster.inplace_predict(X)
+        return out.reshape(len(X), self.n_classes) if self.n_classes else out
+
+    def save(self, path: Path) -> None:
+        self.booster.save_model(str(path))
+
+    def importances(self, n_features: int) -> np.ndarray:
+        scores = self.booster.get_score(importance_type="gain")
+        return np.array([scores.get(f"f{i}", 0.0) for i in range(n_features)])
+
+
+def _train_xgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
+               n_jobs: int) -> _XGBHead:
+    import xgboost as xgb
+
+    params = {
+        "tree_method": "hist",
+        "max_depth": hp["max_depth"],
+        "eta": hp["learning_rate"],
+        "subsample": hp["subsample"],
+        "colsample_bytree": hp["colsample_bytree"],
+        "min_child_weight": hp["min_child_weight"],
+        "lambda": hp["reg_lambda"],
+        "nthread": n_jobs,
+        "seed": seed,
+        "verbosity": 0,
+    }
+    if n_classes:
+        params.update(objective="multi:softprob", num_class=n_classes)
+    else:
+        params.update(objective="reg:squarederror")
+    booster = xgb.train(params, xgb.DMatrix(X, label=y, nthread=n_jobs),
+                        num_boost_round=hp["n_estimators"])
+    return _XGBHead(booster, n_classes)
+
+
+def _load_xgb(path: Path, n_classes: int, n_jobs: int) -> _XGBHead:
+    import xgboost as xgb
+
+    booster = xgb.Booster(model_file=str(path))
+    booster.set_param({"nthread": n_jobs})
+    return _XGBHead(booster, n_classes)
+
+
+# --------------------------------------------------------------------------- lightgbm
+class _LGBHead:
+    def __init__(self, booster: Any, n_classes: int, n_jobs: int) -> None:
+        self.booster = booster
+        self.n_classes = n_classes
+        self.n_jobs = n_jobs
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=self.n_jobs)
+
+    def save(self, path: Path) -> None:
+        self.booster.save_model(str(path))
+
+    def importances(self, n_features: int) -> np.ndarray:
+        return np.asarray(self.booster.feature_importance(importance_type="gain"), dtype=float)
+
+
+def _train_lgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
+               n_jobs: int) -> _LGBHead:
+    import lightgbm as lgb
+
+    params: dict[str, Any] = {
+        "num_leaves": hp["num_leaves"],
+        "learning_rate": hp["learning_rate"],
+        "min_data_in_leaf": hp["min_child_samples"],
+        "feature_fraction": hp["colsample_bytree"],
+        "lambda_l2": hp["reg_lambda"],
+        "num_threads": n_jobs,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+    if hp["subsample"] < 1.0:
+        params.update(bagging_fraction=hp["subsample"], bagging_freq=1)
+    if n_classes:
+        params.update(objective="multiclass", num_class=n_classes)
+    else:
+        params.update(objective="regression")
+    booster = lgb.train(params, lgb.Dataset(X, label=y, params={"verbosity": -1}),
+                        num_boost_round=hp["n_estimators"])
+    return _LGBHead(booster, n_classes, n_jobs)
+
+
+def _load_lgb(path: Path, n_classes: int, n_jobs: int) -> _LGBHead:
+    import lightgbm as lgb
+
+    return _LGBHead(lgb.Booster(model_file=str(path)), n_classes, n_jobs)
+
+
+# --------------------------------------------------------------------------- random forest
+class _RFHead:
+    def __init__(self, estimator: Any, n_classes: int) -> None:
+        self.estimator = estimator
+        self.n_classes = n_classes
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if not self.n_classes:
+            return self.estimator.predict(X)
+        proba = self.estimator.predict_proba(X)
+        out = np.zeros((len(X), self.n_classes))
+        out[:, self.estimator.classes_.astype(int)] = proba
+        return out
+
+    def save(self, path: Path) -> None:
+        import skops.io as sio
+
+        sio.dump(self.estimator, path)
+
+    def importances(self, n_features: int) -> np.ndarray:
+        return np.asarray(self.estimator.feature_importances_, dtype=float)
+
+
+def _train_rf(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
+              n_jobs: int) -> _RFHead:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    cls = RandomForestClassifier if n_classes else RandomForestRegressor
+    estimator = cls(n_estimators=hp["n_estimators"], max_depth=hp["max_depth"],
+                    min_samples_leaf=hp["min_samples_leaf"], max_features=hp["max_features"],
+                    n_jobs=n_jobs, random_state=seed)
+    estimator.fit(X, y)
+    estimator.n_jobs = 1  # threaded predict sums trees in a racy order: results would vary
+    return _RFHead(estimator, n_classes)
+
+
+def _load_rf(path: Path, n_classes: int, n_jobs: int) -> _RFHead:
+    import skops.io as sio
+
+    untrusted = set(sio.get_untrusted_types(file=path))
+    unexpected = sorted(untrusted - set(SKOPS_TRUSTED))
+    if unexpected:
+        raise ModelFormatError(f"{path.name} contains types outside our allow-list: {unexpected}; "
+                               "it was not written by ticker-registry and is not loaded")
+    estimator = sio.load(path, trusted=sorted(untrusted))
+    expected = "RandomForestClassifier" if n_classes else "RandomForestRegressor"
+    if type(estimator).__name__ != expected:
+        raise ModelFormatError(f"{path.name} holds a {type(estimator).__name__}, "
+                               f"expected a {expected}")
+    estimator.n_jobs = 1  # deterministic predictions (see _train_rf)
+    return _RFHead(estimator, n_classes)
+
+
+_TRAIN = {"xgboost": _train_xgb, "lightgbm": _train_lgb, "random_forest": _train_rf}
+_LOAD = {"xgboost": _load_xgb, "lightgbm": _load_lgb, "random_forest": _load_rf}
+
+
+def train_head(model_type: str, X: np.ndarray, y: np.ndarray, *, n_classes: int,
+               hyperparameters: dict, seed: int, n_jobs: int) -> Head:
+    """Train one head; ``n_classes=0`` means a regressor."""
+    return _TRAIN[model_type](X, y, n_classes, hyperparameters, seed, n_jobs)
+
+
+def load_head(model_type: str, path: Path, *, n_classes: int, n_jobs: int = 1) -> Head:
+    """Load one head saved by :meth:`Head.save`, raising ``ModelFormatError`` if it is unusable."""
+    if not path.is_file():
+        raise ModelFormatError(f"model file {path.name} is missing from {path.parent}")
+    try:
+        return _LOAD[model_type](path, n_classes, n_jobs)
+    except ModelFormatError:
+        raise
+    except Exception as exc:  # the native loaders raise many types on a corrupt file
+        raise ModelFormatError(f"cannot load {model_type} model {path.name}: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                               ) from exc
