@@ -1,0 +1,101 @@
+"""Frozen records exchanged between the registry, the manager and the CLI.
+
+They are plain data: built from MLflow entities by :mod:`ticker_registry.registry`
+and turned into JSON by ``to_dict`` for the CLI's stable ``--format json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["AuditEvent", "PromotionDecision", "TrainingLineage", "VersionInfo"]
+
+#: Metric names copied to model-version tags (prefix ``metric.``).
+HEADLINE_METRICS = ("flow_type_accuracy", "impact_mse", "time_to_execution_mse")
+
+
+@dataclass(frozen=True)
+class TrainingLineage:
+    """Where a version's training data came from."""
+
+    n_samples: int
+    first_trade: str | None = None
+    last_trade: str | None = None
+    fingerprint: str = ""
+    source: str = "trades"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        out = {
+            "lineage.n_samples": str(self.n_samples),
+            "lineage.first_trade": self.first_trade or "",
+            "lineage.last_trade": self.last_trade or "",
+            "lineage.fingerprint": self.fingerprint,
+            "lineage.source": self.source,
+        }
+        out.update({f"lineage.{k}": str(v) for k, v in self.extra.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One model version of a ticker, as the registry reports it."""
+
+    ticker: str
+    name: str
+    version: int
+    run_id: str | None
+    created_at: str
+    aliases: tuple[str, ...]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    source: str
+    status: str = "READY"
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One move of an alias: who moved it, from which version to which, and why."""
+
+    seq: int
+    when: str
+    action: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    reason: str
+    user: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditEvent:
+        return cls(**json.loads(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """The outcome of the champion/challenger gate for one candidate version."""
+
+    promoted: bool
+    alias: str
+    reason: str
+    candidate_scores: dict[str, float]
+    champion_scores: dict[str, float]
+    champion_version: int | None
+    skill: dict[str, bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,634 @@
+"""The registry adapter: the only module that talks to ``MlflowClient``.
+
+Each ticker is one MLflow registered model named ``<namespace>.<TICKER>``
+(``order_flow.ETHUSDT`` by default). Each training is one run, one pyfunc
+model saved with "models from code" (the three native heads inside), and one
+model version whose tags carry the metrics, the lineage and an idempotency
+key. Stages are aliases (``production``, ``staging``), moved with
+compare-and-set under a per-ticker lock, and every move is appended to an
+audit trail kept in the registered model's tags (``audit.000001``, ...).
+
+The store is chosen once: an explicit ``tracking_uri``, else
+``MLFLOW_TRACKING_URI``, else ``sqlite:///<models_dir>/mlflow.db`` with
+artifacts under ``<models_dir>/artifacts``. MLflow's global tracking URI is
+never changed. MLflow errors are translated into :mod:`ticker_registry.exceptions`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config, load_config
+from .exceptions import (
+    ModelNotFoundError,
+    PromotionConflictError,
+    RegistryError,
+    RollbackError,
+)
+from .locking import TickerLock
+from .model import OrderFlowModel, package_versions
+from .promotion import head_skill, skill_score
+from .records import HEADLINE_METRICS, AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
+from .retry import translate_errors, with_retries
+from .tickers import normalize_ticker
+
+__all__ = ["DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tracking_uri"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS_DIR = "mlruns"
+KIND = "order_flow_model"
+_PAGE = 1000
+_MODEL_ARTIFACT = "model"
+_NATIVE_SUBDIR = "artifacts/order_flow_model"
+
+
+def resolve_tracking_uri(tracking_uri: str | None, models_dir: str | os.PathLike[str] | None) -> str:
+    """The store URI: explicit, else ``MLFLOW_TRACKING_URI``, else SQLite in ``models_dir``."""
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    directory = Path(models_dir or DEFAULT_MODELS_DIR).absolute()
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _ms_to_iso(ms: int | None) -> str:
+    if not ms:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class _ModelState:
+    """A registered model's aliases and tags, read in one call."""
+
+    name: str
+    aliases: dict[str, int]
+    tags: dict[str, str]
+    description: str
+
+
+class TickerRegistry:
+    """Register, promote, roll back and view ticker models in one MLflow registry.
+
+    Parameters
+    ----------
+    config
+        Config (or dict / YAML path): namespace, alias names, gate settings.
+    tracking_uri
+        Any MLflow URI (``sqlite:///...``, ``http://...``,
+        ``postgresql+psycopg2://...``); see :func:`resolve_tracking_uri`.
+    models_dir
+        Folder of the embedded store, local artifacts, locks and the model cache.
+    """
+
+    def __init__(self, config: Config | dict | str | Path | None = None, *,
+                 tracking_uri: str | None = None,
+                 models_dir: str | os.PathLike[str] | None = None) -> None:
+        self.config = load_config(config)
+        self.models_dir = Path(models_dir or DEFAULT_MODELS_DIR).absolute()
+        self.tracking_uri = resolve_tracking_uri(tracking_uri, self.models_dir)
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def is_local(self) -> bool:
+        """True for the embedded SQLite store (file locks are enough)."""
+        return self.tracking_uri.startswith("sqlite:")
+
+    @property
+    def client(self) -> Any:
+        """The registry's own ``MlflowClient``, created on first use."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            if self.is_local:
+                path = self.tracking_uri.removeprefix("sqlite:///")
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with translate_errors(self.tracking_uri):
+                self._client = MlflowClient(tracking_uri=self.tracking_uri,
+                                            registry_uri=self.tracking_uri)
+        return self._client
+
+    def model_name(self, ticker: str) -> str:
+        """The registered model name of ``ticker``: ``<namespace>.<TICKER>``."""
+        return f"{self.config.namespace}.{normalize_ticker(ticker)}"
+
+    def ticker_of(self, name: str) -> str:
+        return name[len(self.config.namespace) + 1:]
+
+    def _lock(self, name: str) -> TickerLock:
+        return TickerLock(self, name)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return with_retries(fn, *args, uri=self.tracking_uri, **kwargs)
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            name = f"ticker-registry/{self.config.namespace}"
+            exp = self._call(self.client.get_experiment_by_name, name)
+            if exp is None:
+                location = None
+                if not self.tracking_uri.startswith(("http:", "https:", "databricks")):
+                    location = (self.models_dir / "artifacts").as_uri()
+                try:
+                    self._experiment_id = self._call(self.client.create_experiment, name,
+                                                     artifact_location=location)
+                except RegistryError:  # created by another process meanwhile
+                    exp = self._call(self.client.get_experiment_by_name, name)
+                    if exp is None:
+                        raise
+                    self._experiment_id = exp.experiment_id
+            else:
+                self._experiment_id = exp.experiment_id
+        return self._experiment_id
+
+    def _state(self, name: str) -> _ModelState:
+        rm = self._call(self.client.get_registered_model, name)
+        return _ModelState(name, {a: int(v) for a, v in (rm.aliases or {}).items()},
+                           dict(rm.tags or {}), rm.description or "")
+
+    def _ensure_registered_model(self, name: str, ticker: str) -> _ModelState:
+        try:
+            return self._state(name)
+        except ModelNotFoundError:
+            pass
+        tags = {"ticker": ticker, "kind": KIND, "namespace": self.config.namespace,
+                "created_at": _now(), "training_sessions": "0", "total_samples": "0",
+                "last_trained": "", "audit_seq": "0"}
+        try:
+            self._call(self.client.create_registered_model, name, tags=tags,
+                       description=f"Order-flow model of {ticker} (no version yet).")
+        except RegistryError:
+            pass  # another process created it first
+        return self._state(name)
+
+    # ------------------------------------------------------------------ registration
+    def find_by_idempotency_key(self, ticker: str, key: str) -> VersionInfo | None:
+        """The version registered with ``key``, or None."""
+        name = self.model_name(ticker)
+        try:
+            found = self._call(self.client.search_model_versions,
+                               f"name='{name}' and tags.idempotency_key='{key}'")
+        except ModelNotFoundError:
+            return None
+        live = [mv for mv in found if mv.status != "FAILED_REGISTRATION"]
+        return self._version_info(min(live, key=lambda mv: int(mv.version))) if live else None
+
+    def register(self, ticker: str, model: OrderFlowModel, *, lineage: TrainingLineage,
+                 idempotency_key: str, extra_tags: dict[str, str] | None = None,
+                 description: str | None = None) -> tuple[VersionInfo, bool]:
+        """Log ``model`` as one run and register it as a new version of ``ticker``.
+
+        Returns ``(version, created)``; ``created`` is False when a version
+        with the same idempotency key already existed (nothing new is written).
+        """
+        model._check_fitted()
+        ticker = normalize_ticker(ticker)
+        name = self.model_name(ticker)
+        existing = self.find_by_idempotency_key(ticker, idempotency_key)
+        if existing is not None:
+            return existing, False
+        self._ensure_registered_model(name, ticker)
+        with self._lock(name):
+            existing = self.find_by_idempotency_key(ticker, idempotency_key)
+            if existing is not None:
+                return existing, False
+            run_id, source = self._log_run(ticker, model, lineage, idempotency_key)
+            metrics = model.metrics_
+            tags = {
+                "ticker": ticker, "idempotency_key": idempotency_key,
+                "model_type": model.config.model_type, "created_at": _now(),
+                **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()},
+                **{f"skill.{h}": str(ok).lower() for h, ok in head_skill(metrics).items()},
+                **lineage.tags(), **(extra_tags or {}),
+            }
+            mv = self._create_version(name, source, run_id, tags, idempotency_key,
+                                      description or self._version_description(ticker, model))
+            self._call(self.client.set_terminated, run_id, "FINISHED")
+            state = self._state(name)
+            sessions = int(state.tags.get("training_sessions", "0")) + 1
+            total = int(state.tags.get("total_samples", "0")) + lineage.n_samples
+            for key, value in (("training_sessions", str(sessions)), ("total_samples", str(total)),
+                               ("last_trained", tags["created_at"])):
+                self._call(self.client.set_registered_model_tag, name, key, value)
+        return self._version_info(mv), True
+
+    def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str],
+                        key: str, description: str) -> Any:
+        def create() -> Any:
+            # A lost response to an earlier attempt may already have created it.
+            found = self._call(self.client.search_model_versions,
+                               f"name='{name}' and tags.idempotency_key='{key}'")
+            if found:
+                return found[0]
+            return self.client.create_model_version(name, source, run_id, tags=tags,
+                                                    description=description)
+
+        return with_retries(create, uri=self.tracking_uri)
+
+    def _log_run(self, ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
+                 key: str) -> tuple[str, str]:
+        from mlflow.entities import Metric, Param, RunTag
+
+        params = {"ticker": ticker, "model_type": model.config.model_type,
+                  **{f"spec.{k}": v for k, v in model.spec_.to_dict().items()
+                     if k not in ("feature_names", "flow_types")},
+                  **{f"hp.{k}": v for k, v in model.config.model_hyperparameters().items()},
+                  "validation_fraction": model.config.validation_fraction,
+                  "random_seed": model.config.random_seed}
+        tags = {"ticker": ticker, "idempotency_key": key, "mlflow.runName": f"train-{ticker}",
+                **lineage.tags(),
+                **{f"package.{k}": v for k, v in package_versions().items()}}
+        run = self._call(self.client.create_run, self.experiment_id, tags=tags)
+        run_id = run.info.run_id
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        self._call(self.client.log_batch, run_id,
+                   metrics=[Metric(k, float(v), now_ms, 0) for k, v in model.metrics_.items()],
+                   params=[Param(k, str(v)) for k, v in params.items()],
+                   tags=[RunTag(k, str(v)) for k, v in tags.items() if k != "mlflow.runName"])
+        with tempfile.TemporaryDirectory(prefix="ticker-registry-") as tmp:
+            model_dir = Path(tmp) / _MODEL_ARTIFACT
+            save_pyfunc(model, model_dir)
+            if self.config.log_plots:
+                from .plots import write_plots
+
+                write_plots(model, Path(tmp) / "plots")
+                self._call(self.client.log_artifacts, run_id, str(Path(tmp) / "plots"), "plots")
+            self._call(self.client.log_artifacts, run_id, str(model_dir), _MODEL_ARTIFACT)
+        return run_id, f"{run.info.artifact_uri}/{_MODEL_ARTIFACT}"
+
+    def _version_description(self, ticker: str, model: OrderFlowModel) -> str:
+        m = model.metrics_
+        skill = head_skill(m)
+        flagged = [h for h, ok in skill.items() if not ok]
+        return (f"{ticker} order-flow model ({model.config.model_type}). Holdout: flow_type "
+                f"accuracy {m['flow_type_accuracy']:.3f} (majority {m['baseline_flow_type_accuracy']:.3f}), "
+                f"impact MSE {m['impact_mse']:.4g} (zero {m['baseline_impact_mse']:.4g}), "
+                f"time_to_execution MSE {m['time_to_execution_mse']:.4g} "
+                f"(median {m['baseline_time_to_execution_mse']:.4g}); "
+                f"{int(m['n_train'])} train / {int(m['n_valid'])} holdout rows."
+                + (f" No skill over baseline: {', '.join(flagged)}." if flagged else ""))
+
+    # ------------------------------------------------------------------ gate
+    def apply_gate(self, ticker: str, version: int, candidate: OrderFlowModel,
+                   X_valid: pd.DataFrame | None = None,
+                   y_valid: pd.DataFrame | None = None) -> PromotionDecision:
+        """Champion/challenger: decide and apply where the new ``version`` goes.
+
+        See :mod:`ticker_registry.promotion` for the rules. Both models are
+        scored on the candidate's holdout (``X_valid``, ``y_valid``) when given,
+        else their recorded holdout metrics are compared.
+        """
+        cfg = self.config
+        ticker = normalize_ticker(ticker)
+        name = self.model_name(ticker)
+        state = self._state(name)
+        champion_version = state.aliases.get(cfg.production_alias)
+        cand_scores = (candidate.score(X_valid, y_valid) if X_valid is not None and y_valid is not None
+                       else dict(candidate.metrics_))
+        skill = head_skill(cand_scores)
+        champ_scores: dict[str, float] = {}
+        if champion_version is None:
+            promoted, alias, reason = True, cfg.production_alias, "first version of this ticker"
+        else:
+            if X_valid is not None and y_valid is not None:
+                champion = self.load_model(ticker, champion_version)
+                champ_scores = champion.score(X_valid, y_valid)
+            else:
+                champ_scores = self.get_version(ticker, champion_version).metrics
+            cand, champ = skill_score(cand_scores), skill_score(champ_scores)
+            if not all(skill.values()):
+                missing = ", ".join(h for h, ok in skill.items() if not ok)
+                promoted, reason = False, f"no skill over the naive baseline on: {missing}"
+            elif not cfg.auto_promote:
+                promoted, reason = False, "auto_promote is off"
+            elif cand > champ:
+                promoted, reason = True, (f"skill score {cand:.4f} beats production "
+                                          f"v{champion_version} ({champ:.4f})")
+            else:
+                promoted, reason = False, (f"skill score {cand:.4f} does not beat production "
+                                           f"v{champion_version} ({champ:.4f})")
+            alias = cfg.production_alias if promoted else cfg.staging_alias
+        decision = PromotionDecision(promoted, alias, reason, cand_scores, champ_scores,
+                                     champion_version, skill)
+        tags = {"gate.decision": "production" if promoted else "staging", "gate.reason": reason,
+                "gate.champion_version": str(champion_version or ""),
+                "gate.candidate_score": repr(skill_score(cand_scores))}
+        if champ_scores:
+            tags["gate.champion_score"] = repr(skill_score(champ_scores))
+        for key, value in tags.items():
+            self._call(self.client.set_model_version_tag, name, str(version), key, value)
+        self.promote(ticker, version, to=alias, reason=f"gate: {reason}",
+                     expected=state.aliases.get(alias), action="gate")
+        return decision
+
+    # ------------------------------------------------------------------ aliases
+    def promote(self, ticker: str, version: int, *, to: str | None = None, reason: str = "",
+                expected: int | None | str = "current", action: str = "promote") -> AuditEvent:
+        """Point alias ``to`` (default production) at ``version``, compare-and-set.
+
+        ``expected`` is the version the caller last saw on the alias (None:
+        the alias was unset). With the default ``"current"`` the alias is read
+        at call time, so only a move that lands between that read and the
+        write is reported. A lost race raises :class:`PromotionConflictError`.
+        """
+        ticker = normalize_ticker(ticker)
+        name = self.model_name(ticker)
+        alias = to or self.config.production_alias
+        if alias not in (self.config.production_alias, self.config.staging_alias):
+            raise RegistryError(f"unknown alias {alias!r}; use {self.config.production_alias!r} "
+                                f"or {self.config.staging_alias!r}")
+        target = self.get_version(ticker, int(version))
+        if target.status != "READY":
+            raise RegistryError(f"{name} version {version} is {target.status}, not READY")
+        if expected == "current":
+            expected = self._state(name).aliases.get(alias)
+        with self._lock(name):
+            state = self._state(name)
+            current = state.aliases.get(alias)
+            if current != expected:
+                raise PromotionConflictError(
+                    f"{alias} of {ticker} moved to version {current} while you expected "
+                    f"{expected}; read the status again and retry")
+            self._call(self.client.set_registered_model_alias, name, alias, str(version))
+            if alias == self.config.production_alias and action != "gate":
+                staging = state.aliases.get(self.config.staging_alias)
+                if staging == int(version):
+                    self._call(self.client.delete_registered_model_alias, name,
+                               self.config.staging_alias)
+            event = self._append_audit(name, state, action=action, alias=alias,
+                                       from_version=current, to_version=int(version), reason=reason)
+            if self.config.mirror_stages:
+                stage = "Production" if alias == self.config.production_alias else "Staging"
+                self._call(self.client.transition_model_version_stage, name, str(version), stage)
+            self._refresh_description(name, ticker)
+        return event
+
+    def _append_audit(self, name: str, state: _ModelState, **fields: Any) -> AuditEvent:
+        seq = int(state.tags.get("audit_seq", "0")) + 1
+        event = AuditEvent(seq=seq, when=_now(), user=_user(), **fields)
+        self._call(self.client.set_registered_model_tag, name, f"audit.{seq:06d}", event.to_json())
+        self._call(self.client.set_registered_model_tag, name, "audit_seq", str(seq))
+        return event
+
+    def audit_trail(self, ticker: str) -> list[AuditEvent]:
+        """Every alias move of ``ticker``, oldest first."""
+        return _audit_from_tags(self._state(self.model_name(ticker)).tags)
+
+    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "") -> AuditEvent:
+        """Move production back to the previous production version (or ``to_version``).
+
+        Raises
+        ------
+        RollbackError
+            No earlier production version, or the target is deleted / not READY.
+        """
+        ticker = normalize_ticker(ticker)
+        name = self.model_name(ticker)
+        alias = self.config.production_alias
+        state = self._state(name)
+        current = state.aliases.get(alias)
+        if to_version is None:
+            history = _production_history(_audit_from_tags(state.tags), alias)
+            if len(history) < 2:
+                raise RollbackError(f"{ticker} has no earlier production version to roll back to; "
+                                    "name one with --to-version")
+            to_version = history[-2]
+        try:
+            target = self.get_version(ticker, int(to_version))
+        except ModelNotFoundError:
+            raise RollbackError(f"cannot roll {ticker} back to version {to_version}: it does not "
+                                f"exist (deleted?); see `ticker-registry versions {ticker}`") from None
+        if target.status != "READY":
+            raise RollbackError(f"cannot roll {ticker} back to version {to_version}: "
+                                f"it is {target.status}")
+        if target.version == current:
+            raise RollbackError(f"version {to_version} of {ticker} is already {alias}")
+        return self.promote(ticker, target.version, to=alias, expected=current, action="rollback",
+                            reason=reason or f"rollback from v{current}")
+
+    def _refresh_description(self, name: str, ticker: str) -> None:
+        state = self._state(name)
+        prod = state.aliases.get(self.config.production_alias)
+        text = f"Order-flow model of {ticker}."
+        if prod is not None:
+            info = self.get_version(ticker, prod)
+            m = info.metrics
+            text = (f"Order-flow model of {ticker} ({info.tags.get('model_type', '?')}). "
+                    f"Production: version {prod}; flow_type accuracy "
+                    f"{m.get('flow_type_accuracy', float('nan')):.3f}, impact MSE "
+                    f"{m.get('impact_mse', float('nan')):.4g}, time_to_execution MSE "
+                    f"{m.get('time_to_execution_mse', float('nan')):.4g}. "
+                    f"Trained {state.tags.get('training_sessions', '0')} times on "
+                    f"{state.tags.get('total_samples', '0')} samples.")
+        if text != state.description:
+            self._call(self.client.update_registered_model, name, description=text)
+
+    # ------------------------------------------------------------------ reading
+    def get_version(self, ticker: str, version: int) -> VersionInfo:
+        name = self.model_name(ticker)
+        try:
+            mv = self._call(self.client.get_model_version, name, str(int(version)))
+        except ModelNotFoundError:
+            raise ModelNotFoundError(f"{normalize_ticker(ticker)} has no version {version}; "
+                                     f"see `ticker-registry versions {normalize_ticker(ticker)}`"
+                                     ) from None
+        return self._version_info(mv)
+
+    def resolve(self, ticker: str, version_or_alias: int | str | None = None) -> VersionInfo:
+        """A version by number or alias (default: production)."""
+        ref = self.config.production_alias if version_or_alias is None else version_or_alias
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return self.get_version(ticker, int(ref))
+        name = self.model_name(ticker)
+        try:
+            mv = self._call(self.client.get_model_version_by_alias, name, ref)
+        except ModelNotFoundError:
+            raise ModelNotFoundError(f"{normalize_ticker(ticker)} has no {ref!r} version; train "
+                                     "it or promote a version first") from None
+        return self._version_info(mv)
+
+    def production_version(self, ticker: str) -> int | None:
+        """The version number holding the production alias, or None."""
+        try:
+            return self._state(self.model_name(ticker)).aliases.get(self.config.production_alias)
+        except ModelNotFoundError:
+            return None
+
+    def _version_info(self, mv: Any) -> VersionInfo:
+        tags = dict(mv.tags or {})
+        metrics = {k[7:]: float(v) for k, v in tags.items() if k.startswith("metric.")}
+        return VersionInfo(
+            ticker=tags.get("ticker") or self.ticker_of(mv.name), name=mv.name,
+            version=int(mv.version), run_id=mv.run_id, created_at=_ms_to_iso(mv.creation_timestamp),
+            aliases=tuple(mv.aliases or ()), metrics=metrics, tags=tags, source=mv.source,
+            status=str(mv.status), description=mv.description or "")
+
+    def load_model(self, ticker: str, version: int | str | None = None) -> OrderFlowModel:
+        """Download (once) and load the native model of a version."""
+        info = self.resolve(ticker, version)
+        return OrderFlowModel.load(self.download_native(info))
+
+    def download_native(self, info: VersionInfo, cache_dir: Path | None = None) -> Path:
+        """The local folder of a version's native model, downloaded into the cache once."""
+        root = Path(cache_dir or self.models_dir / "cache")
+        target = root / info.name / str(info.version)
+        if (target / "model.json").is_file():
+            return target
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+        try:
+            self._call(self.client.download_artifacts, info.run_id,
+                       f"{_MODEL_ARTIFACT}/{_NATIVE_SUBDIR}", str(tmp))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(tmp / Path(_NATIVE_SUBDIR).name, target)
+            except OSError:
+                if not (target / "model.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    def list_versions(self, ticker: str) -> list[VersionInfo]:
+        """Every version of a ticker, newest first, with aliases filled in."""
+        name = self.model_name(ticker)
+        state = self._state(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in state.aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        versions = self._search_versions(f"name='{name}'")
+        out = [self._version_info(mv) for mv in versions]
+        out = [_with_aliases(v, tuple(sorted(by_version.get(v.version, ())))) for v in out]
+        return sorted(out, key=lambda v: -v.version)
+
+    def _search_versions(self, filter_string: str) -> list[Any]:
+        out: list[Any] = []
+        token = None
+        while True:
+            page = self._call(self.client.search_model_versions, filter_string,
+                              max_results=_PAGE * 10, page_token=token)
+            out.extend(page)
+            token = getattr(page, "token", None)
+            if not token:
+                return out
+
+    def search_models(self) -> list[_ModelState]:
+        """All registered models of this namespace (paged; aliases and tags included)."""
+        out: list[_ModelState] = []
+        token = None
+        while True:
+            page = self._call(self.client.search_registered_models,
+                              f"name LIKE '{self.config.namespace}.%'", max_results=_PAGE,
+                              page_token=token)
+            out.extend(_ModelState(rm.name, {a: int(v) for a, v in (rm.aliases or {}).items()},
+                                   dict(rm.tags or {}), rm.description or "") for rm in page)
+            token = getattr(page, "token", None)
+            if not token:
+                return out
+
+    def delete_version(self, ticker: str, version: int) -> None:
+        self._call(self.client.delete_model_version, self.model_name(ticker), str(version))
+
+    def delete_registered_model(self, ticker: str) -> None:
+        self._call(self.client.delete_registered_model, self.model_name(ticker))
+
+    def set_version_tag(self, ticker: str, version: int, key: str, value: str) -> None:
+        self._call(self.client.set_model_version_tag, self.model_name(ticker), str(version), key,
+                   value)
+
+    def log_run_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        self._call(self.client.log_batch, run_id,
+                   metrics=[Metric(k, float(v), now_ms, step) for k, v in metrics.items()])
+
+
+def save_pyfunc(model: OrderFlowModel, path: Path) -> Path:
+    """Save ``model`` as an MLflow pyfunc directory ("models from code", no pickle)."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from . import pyfunc_model
+    from .features import FEATURE_NAMES, FLOW_TYPES
+
+    with tempfile.TemporaryDirectory(prefix="ticker-registry-stage-") as stage:
+        native = Path(stage) / pyfunc_model.ARTIFACT_KEY  # fixed folder name inside the model
+        model.save(native)
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("double", n) for n in FEATURE_NAMES]),
+            outputs=Schema([ColSpec("string", "flow_type"),
+                            *[ColSpec("double", f"p_{c}") for c in FLOW_TYPES],
+                            ColSpec("double", "impact"), ColSpec("double", "time_to_execution")]))
+        example = pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=list(FEATURE_NAMES))
+        mlflow.pyfunc.save_model(str(path), python_model=pyfunc_model.__file__,
+                                 artifacts={pyfunc_model.ARTIFACT_KEY: str(native)},
+                                 signature=signature, input_example=example,
+                                 pip_requirements=_pip_requirements())
+    return path
+
+
+def _pip_requirements() -> list[str]:
+    versions = package_versions()
+    pins = {"mlflow": "mlflow", "xgboost": "xgboost", "lightgbm": "lightgbm",
+            "scikit-learn": "scikit-learn", "skops": "skops", "pandas": "pandas", "numpy": "numpy"}
+    reqs = [f"{pkg}=={versions[key]}" for key, pkg in pins.items()
+            if versions.get(key, "not installed") != "not installed"]
+    return [f"ticker-registry=={versions['ticker-registry']}", *reqs]
+
+
+def _with_aliases(info: VersionInfo, aliases: tuple[str, ...]) -> VersionInfo:
+    from dataclasses import replace
+
+    return replace(info, aliases=aliases)
+
+
+def _audit_from_tags(tags: dict[str, str]) -> list[AuditEvent]:
+    events = []
+    for key in sorted(k for k in tags if k.startswith("audit.")):
+        try:
+            events.append(AuditEvent.from_json(tags[key]))
+        except (ValueError, TypeError):
+            log.warning("ignoring unreadable audit tag %s", key)
+    return events
+
+
+def _production_history(events: list[AuditEvent], alias: str) -> list[int]:
+    """The stack of production versions: promotions push, a rollback pops back to its target."""
+    stack: list[int] = []
+    for event in events:
+        if event.alias != alias or event.to_version is None:
+            continue
+        if event.action == "rollback" and event.to_version in stack:
+            del stack[stack.index(event.to_version) + 1:]
+        else:
+            stack.append(event.to_version)
+    return stack
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+

@@ -1,0 +1,77 @@
+"""One training: features and labels in, a fitted model, its holdout and lineage out.
+
+Pure apart from the fitting itself: nothing here talks to the registry. The
+idempotency key of a training is a SHA-256 over the training matrix, labels,
+model type, hyperparameters and feature spec, so retrying the same training
+(after a crash, a lost response, a second process) finds the version already
+registered instead of creating another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, load_config
+from .features import FEATURE_NAMES, build_training_set
+from .model import OrderFlowModel
+from .records import TrainingLineage
+
+__all__ = ["TrainingResult", "fingerprint", "train_model", "train_on_trades"]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A fitted model plus what the registry needs to record and gate it."""
+
+    model: OrderFlowModel
+    X_valid: pd.DataFrame
+    y_valid: pd.DataFrame
+    lineage: TrainingLineage
+    idempotency_key: str
+
+
+def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
+    """SHA-256 of the training data and everything that shapes the model."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(X[list(FEATURE_NAMES)].to_numpy(np.float64)).tobytes())
+    digest.update(np.asarray(y["flow_type"].astype(str)).astype("U16").tobytes())
+    digest.update(np.ascontiguousarray(y[["impact", "time_to_execution"]].to_numpy(np.float64)).tobytes())
+    recipe = {k: v for k, v in config.to_dict().items()
+              if k in ("model_type", "prediction_horizon", "sequence_length",
+                       "large_order_threshold", "flow_band", "validation_fraction", "random_seed")}
+    recipe["hyperparameters"] = config.model_hyperparameters()
+    digest.update(json.dumps(recipe, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def train_model(X: pd.DataFrame, y: pd.DataFrame, config: Config | dict | None = None, *,
+                source: str = "samples", extra_lineage: dict[str, str] | None = None) -> TrainingResult:
+    """Fit an :class:`OrderFlowModel` on ``(X, y)`` and describe the training."""
+    cfg = load_config(config)
+    model = OrderFlowModel(cfg).fit(X, y)
+    first = last = None
+    if isinstance(X.index, pd.DatetimeIndex) and len(X):
+        first, last = X.index[0].isoformat(), X.index[-1].isoformat()
+    key = fingerprint(X, y, cfg)
+    lineage = TrainingLineage(n_samples=len(X), first_trade=first, last_trade=last,
+                              fingerprint=key, source=source, extra=dict(extra_lineage or {}))
+    n = len(X)
+    start = n - int(model.metrics_["n_valid"])
+    return TrainingResult(model, X.iloc[start:], y.iloc[start:], lineage, key[:32])
+
+
+def train_on_trades(trades: pd.DataFrame, config: Config | dict | None = None, *,
+                    market: pd.DataFrame | None = None,
+                    files: list[str] | None = None) -> TrainingResult:
+    """Build the training set from canonical trades and train on it."""
+    cfg = load_config(config)
+    X, y = build_training_set(trades, cfg, market=market)
+    extra = {"trades": str(len(trades))}
+    if files:
+        extra["files"] = ",".join(files)[:4000]
+    return train_model(X, y, cfg, source="trades", extra_lineage=extra)
