@@ -38,7 +38,7 @@ from .exceptions import (
 from .locking import TickerLock
 from .model import OrderFlowModel, package_versions
 from .promotion import head_skill, skill_score
-from .records import HEADLINE_METRICS, AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
+from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
 from .retry import translate_errors, with_retries
 from .tickers import normalize_ticker
 
@@ -194,11 +194,14 @@ class TickerRegistry:
 
     def register(self, ticker: str, model: OrderFlowModel, *, lineage: TrainingLineage,
                  idempotency_key: str, extra_tags: dict[str, str] | None = None,
-                 description: str | None = None) -> tuple[VersionInfo, bool]:
+                 description: str | None = None,
+                 holdout: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[VersionInfo, bool]:
         """Log ``model`` as one run and register it as a new version of ``ticker``.
 
         Returns ``(version, created)``; ``created`` is False when a version
         with the same idempotency key already existed (nothing new is written).
+        ``holdout`` (the candidate's validation rows) feeds the confusion-matrix
+        plot when ``log_plots`` is on.
         """
         model._check_fitted()
         ticker = normalize_ticker(ticker)
@@ -211,7 +214,7 @@ class TickerRegistry:
             existing = self.find_by_idempotency_key(ticker, idempotency_key)
             if existing is not None:
                 return existing, False
-            run_id, source = self._log_run(ticker, model, lineage, idempotency_key)
+            run_id, source = self._log_run(ticker, model, lineage, idempotency_key, holdout)
             metrics = model.metrics_
             tags = {
                 "ticker": ticker, "idempotency_key": idempotency_key,
@@ -245,7 +248,7 @@ class TickerRegistry:
         return with_retries(create, uri=self.tracking_uri)
 
     def _log_run(self, ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
-                 key: str) -> tuple[str, str]:
+                 key: str, holdout: tuple[pd.DataFrame, pd.DataFrame] | None) -> tuple[str, str]:
         from mlflow.entities import Metric, Param, RunTag
 
         params = {"ticker": ticker, "model_type": model.config.model_type,
@@ -270,7 +273,7 @@ class TickerRegistry:
             if self.config.log_plots:
                 from .plots import write_plots
 
-                write_plots(model, Path(tmp) / "plots")
+                write_plots(model, Path(tmp) / "plots", *(holdout or (None, None)))
                 self._call(self.client.log_artifacts, run_id, str(Path(tmp) / "plots"), "plots")
             self._call(self.client.log_artifacts, run_id, str(model_dir), _MODEL_ARTIFACT)
         return run_id, f"{run.info.artifact_uri}/{_MODEL_ARTIFACT}"
@@ -515,18 +518,18 @@ class TickerRegistry:
         by_version: dict[int, list[str]] = {}
         for alias, v in state.aliases.items():
             by_version.setdefault(v, []).append(alias)
-        versions = self._search_versions(f"name='{name}'")
-        out = [self._version_info(mv) for mv in versions]
+        out = self.search_versions(f"name='{name}'")
         out = [_with_aliases(v, tuple(sorted(by_version.get(v.version, ())))) for v in out]
         return sorted(out, key=lambda v: -v.version)
 
-    def _search_versions(self, filter_string: str) -> list[Any]:
-        out: list[Any] = []
+    def search_versions(self, filter_string: str) -> list[VersionInfo]:
+        """Model versions matching an MLflow filter (paged). Their ``aliases`` are empty."""
+        out: list[VersionInfo] = []
         token = None
         while True:
             page = self._call(self.client.search_model_versions, filter_string,
                               max_results=_PAGE * 10, page_token=token)
-            out.extend(page)
+            out.extend(self._version_info(mv) for mv in page)
             token = getattr(page, "token", None)
             if not token:
                 return out

@@ -1,0 +1,78 @@
+"""Shared fixtures: small real stores under tmp_path, quick configs, trained models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ticker_registry import Config
+from ticker_registry.training import train_on_trades
+
+DATA = Path(__file__).parent / "data"
+
+#: A config small enough for fast tests: a 3-second horizon, few trees.
+QUICK = {
+    "prediction_horizon": 0.05,
+    "sequence_length": 10,
+    "large_order_threshold": 500,
+    "min_training_samples": 50,
+    "retrain_interval": 50,
+    "hyperparameters": {"xgboost": {"n_estimators": 25, "max_depth": 4},
+                        "lightgbm": {"n_estimators": 25, "num_leaves": 15},
+                        "random_forest": {"n_estimators": 20, "max_depth": 6}},
+}
+
+
+def make_trades(n: int, seed: int = 0, ticker: str = "ETHUSDT") -> pd.DataFrame:
+    """Synthetic trades with persistent order flow (so models can beat the baselines)."""
+    from ticker_registry.synthetic import generate_trades
+
+    return generate_trades(ticker, n, seed=seed)
+
+
+@pytest.fixture(autouse=True)
+def _no_global_tracking_uri(monkeypatch):
+    """Tests choose their store explicitly; an inherited MLFLOW_TRACKING_URI would leak."""
+    if os.environ.get("TR_KEEP_TRACKING_URI") != "1":
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture
+def quick_config() -> Config:
+    return Config.from_dict(QUICK)
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """Three trainings of ETHUSDT on consecutive slices (session-wide, read-only)."""
+    cfg = Config.from_dict(QUICK)
+    trades = make_trades(12_000, seed=1)
+    return [train_on_trades(trades.iloc[i * 3000: i * 3000 + 6000].reset_index(drop=True), cfg)
+            for i in range(3)]
+
+
+@pytest.fixture
+def registry(tmp_path, quick_config):
+    from ticker_registry.registry import TickerRegistry
+
+    return TickerRegistry(quick_config, models_dir=tmp_path / "store")
+
+
+def registry_snapshot(registry) -> dict:
+    """Everything a rejected operation must leave unchanged: models, versions, aliases, tags."""
+    out = {}
+    for state in registry.search_models():
+        versions = registry.search_versions(f"name='{state.name}'")
+        out[state.name] = {
+            "aliases": state.aliases, "tags": state.tags, "description": state.description,
+            "versions": {v.version: (v.status, v.tags, v.description) for v in versions},
+        }
+    return out
+
+
+def np_equal(a, b) -> bool:
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))

@@ -1,0 +1,168 @@
+"""Read-only views over the registry: status, the seed's metadata, compare, best.
+
+Every view is built from two paged searches (registered models with their
+aliases and tags, and model versions with their metric tags), never one round
+trip per ticker. ``search_model_versions`` returns empty ``aliases`` (an MLflow
+bug), so aliases come from the registered models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ModelNotFoundError, RegistryError
+from .records import HEADLINE_METRICS, VersionInfo
+
+if TYPE_CHECKING:
+    from .registry import TickerRegistry
+
+__all__ = ["LOWER_IS_BETTER", "best", "compare", "metadata", "status"]
+
+#: Metrics where a smaller value is better (for ``best`` and ``compare``).
+LOWER_IS_BETTER = ("impact_mse", "impact_mae", "time_to_execution_mse", "time_to_execution_mae")
+
+
+def _snapshot(registry: TickerRegistry) -> list[dict[str, Any]]:
+    models = registry.search_models()
+    if not models:
+        return []
+    versions = registry.search_versions(f"name LIKE '{registry.config.namespace}.%'")
+    by_name: dict[str, list[VersionInfo]] = {}
+    for info in versions:
+        by_name.setdefault(info.name, []).append(info)
+    out = []
+    for state in sorted(models, key=lambda s: s.name):
+        out.append({"state": state, "versions": sorted(by_name.get(state.name, []),
+                                                       key=lambda v: v.version)})
+    return out
+
+
+def status(registry: TickerRegistry) -> list[dict[str, Any]]:
+    """One row per ticker: aliases, headline metrics of production, training counters."""
+    cfg = registry.config
+    rows = []
+    for item in _snapshot(registry):
+        state, versions = item["state"], item["versions"]
+        by_number = {v.version: v for v in versions}
+        prod = state.aliases.get(cfg.production_alias)
+        staging = state.aliases.get(cfg.staging_alias)
+        shown = by_number.get(prod) if prod is not None else (versions[-1] if versions else None)
+        metrics = shown.metrics if shown else {}
+        rows.append({
+            "ticker": state.tags.get("ticker") or registry.ticker_of(state.name),
+            "model_name": state.name,
+            "production": prod,
+            "staging": staging,
+            "latest": versions[-1].version if versions else None,
+            "versions": len(versions),
+            "model_type": shown.tags.get("model_type") if shown else None,
+            **{m: metrics.get(m) for m in HEADLINE_METRICS},
+            "baseline_flow_type_accuracy": metrics.get("baseline_flow_type_accuracy"),
+            "baseline_impact_mse": metrics.get("baseline_impact_mse"),
+            "training_sessions": int(state.tags.get("training_sessions", "0") or 0),
+            "total_samples": int(state.tags.get("total_samples", "0") or 0),
+            "last_trained": state.tags.get("last_trained") or None,
+            "created_at": state.tags.get("created_at") or None,
+        })
+    return rows
+
+
+def metadata(registry: TickerRegistry) -> dict[str, dict[str, Any]]:
+    """The seed's ``model_metadata.json``: one entry per ticker, exactly its schema."""
+    out = {}
+    for row in status(registry):
+        out[row["ticker"]] = {
+            "created_at": row["created_at"],
+            "training_sessions": row["training_sessions"],
+            "total_samples": row["total_samples"],
+            "last_trained": row["last_trained"],
+            "performance_metrics": {m: row[m] for m in HEADLINE_METRICS},
+            "model_version": row["production"] if row["production"] is not None else row["latest"],
+        }
+    return out
+
+
+def compare(registry: TickerRegistry, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
+    """Metrics of two versions side by side, with the difference and which is better."""
+    a = registry.get_version(ticker, v1)
+    b = registry.get_version(ticker, v2)
+    rows = []
+    for metric in sorted(set(a.metrics) | set(b.metrics)):
+        x, y = a.metrics.get(metric), b.metrics.get(metric)
+        diff = None if x is None or y is None else y - x
+        better = None
+        if diff is not None and diff != 0 and not metric.startswith(("n_", "baseline_")):
+            lower = metric in LOWER_IS_BETTER
+            better = v2 if (diff < 0) == lower else v1
+        rows.append({"metric": metric, f"v{v1}": x, f"v{v2}": y, "difference": diff,
+                     "better": better})
+    return rows
+
+
+def best(registry: TickerRegistry, metric: str = "flow_type_accuracy",
+         n: int = 10) -> list[dict[str, Any]]:
+    """The ``n`` tickers whose production version is best on ``metric``."""
+    if n < 1:
+        raise RegistryError(f"n must be at least 1, got {n}")
+    rows = [r for r in _metric_rows(registry, metric) if r["value"] is not None]
+    known = _known_metrics(registry)
+    if not rows and known and metric not in known:
+        raise ModelNotFoundError(f"no version has metric {metric!r}; known metrics: "
+                                 f"{', '.join(sorted(known))}")
+    reverse = metric not in LOWER_IS_BETTER
+    rows.sort(key=lambda r: r["value"], reverse=reverse)
+    for rank, row in enumerate(rows[:n], 1):
+        row["rank"] = rank
+    return rows[:n]
+
+
+def _metric_rows(registry: TickerRegistry, metric: str) -> list[dict[str, Any]]:
+    out = []
+    cfg = registry.config
+    for item in _snapshot(registry):
+        state, versions = item["state"], item["versions"]
+        prod = state.aliases.get(cfg.production_alias)
+        chosen = next((v for v in versions if v.version == prod), None)
+        if chosen is None:
+            continue
+        value = chosen.metrics.get(metric)
+        if value is not None and not math.isfinite(value):
+            value = None
+        out.append({"ticker": chosen.ticker, "version": chosen.version, "metric": metric,
+                    "value": value})
+    return out
+
+
+def _known_metrics(registry: TickerRegistry) -> set[str]:
+    names: set[str] = set()
+    for item in _snapshot(registry):
+        for v in item["versions"]:
+            names.update(v.metrics)
+    return names
+
+
+def version_rows(versions: Sequence[VersionInfo], audit: Sequence[Any]) -> list[dict[str, Any]]:
+    """History of a ticker for the ``versions`` view: metrics, aliases, lineage, moves."""
+    moves: dict[int, list[str]] = {}
+    for event in audit:
+        if event.to_version is not None:
+            moves.setdefault(event.to_version, []).append(
+                f"{event.when} {event.action} -> {event.alias}")
+    rows = []
+    for v in versions:
+        rows.append({
+            "version": v.version,
+            "aliases": ",".join(v.aliases),
+            "created_at": v.created_at,
+            "model_type": v.tags.get("model_type"),
+            **{m: v.metrics.get(m) for m in HEADLINE_METRICS},
+            "samples": int(v.tags.get("lineage.n_samples", "0") or 0),
+            "first_trade": v.tags.get("lineage.first_trade") or None,
+            "last_trade": v.tags.get("lineage.last_trade") or None,
+            "source": v.tags.get("lineage.source"),
+            "gate": v.tags.get("gate.reason"),
+            "moves": moves.get(v.version, []),
+        })
+    return rows
