@@ -31,7 +31,13 @@ from .features import (
     build_training_set,
     compute_live_features,
 )
+from .data import read_trades
+from .manager import PreloadResult, SyncTickerModelManager, TickerModelManager, TrainOutcome
 from .model import OrderFlowModel
+from .registry import TickerRegistry
+from .samples import SampleStore
+from .strategy import OrderFlowTradingStrategy
+from .synthetic import generate_trades
 from .tickers import normalize_ticker
 
 __version__ = "0.1.0"
@@ -49,18 +55,27 @@ __all__ = [
     "ModelNotFoundError",
     "NotTrainedError",
     "OrderFlowModel",
+    "OrderFlowTradingStrategy",
+    "PreloadResult",
     "PromotionConflictError",
     "RegistryError",
     "RegistryUnavailableError",
     "RollbackError",
+    "SampleStore",
     "SampleValidationError",
     "StoreError",
+    "SyncTickerModelManager",
+    "TickerModelManager",
+    "TickerRegistry",
     "TickerRegistryError",
     "TradeDataError",
+    "TrainOutcome",
     "TrainingDataError",
     "__version__",
     "build_training_set",
     "compute_live_features",
+    "generate_trades",
     "load_config",
     "normalize_ticker",
+    "read_trades",
 ]

@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .exceptions import TickerRegistryError
+from .. import __version__
+from ..exceptions import TickerRegistryError
 
-__all__ = ["main"]
+__all__ = ["CliError", "cli", "emit", "format_option", "main", "pass_context", "progress"]
 
 
 class CliError(click.ClickException):
@@ -53,10 +53,21 @@ class Context:
         self.models_dir = models_dir
         self.quiet = quiet
 
+        self._manager: Any = None
+
     def config(self) -> Any:
-        from .config import load_config
+        from ..config import load_config
 
         return load_config(self.config_path)
+
+    def manager(self) -> Any:
+        """The synchronous manager on the chosen store (built once per command)."""
+        if self._manager is None:
+            from ..manager import SyncTickerModelManager
+
+            self._manager = SyncTickerModelManager(self.config(), self.models_dir,
+                                                   self.tracking_uri, auto_retrain=False)
+        return self._manager
 
 
 pass_context = click.make_pass_decorator(Context)

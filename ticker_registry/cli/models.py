@@ -1,0 +1,241 @@
+"""Commands about models and versions: train, status, metadata, versions, compare, best,
+promote, rollback, ui."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+
+STATUS_COLUMNS = ["ticker", "production", "staging", "latest", "versions", "model_type",
+                  "flow_type_accuracy", "baseline_flow_type_accuracy", "impact_mse",
+                  "baseline_impact_mse", "time_to_execution_mse", "training_sessions",
+                  "total_samples", "last_trained"]
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v for item in values for v in item.replace(",", " ").split() if v]
+
+
+@cli.command()
+@click.option("--ticker", "tickers", multiple=True, metavar="T",
+              help="Ticker to train (repeat, or with --trades-dir give several).")
+@click.option("--tickers", "ticker_list", multiple=True, metavar="T,...",
+              help="Several tickers (comma or space separated) with --trades-dir.")
+@click.option("--trades", "trades", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Trade file(s) for a single --ticker (repeatable).")
+@click.option("--trades-dir", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+              help="Folder with one or more files per ticker, named <TICKER>*.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Tickers trained in parallel worker processes.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@format_option
+@pass_context
+def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
+          trades: tuple[str, ...], trades_dir: str | None, workers: int,
+          files: tuple[str, ...], fmt: str) -> None:
+    """Train, register and gate a version per ticker from trade files.
+
+    \b
+    Examples:
+      ticker-registry train --ticker XRPETH --trades XRPETH-aggTrades-2019-10.zip
+      ticker-registry train --tickers ETHUSDT,BTCUSDT --trades-dir data/ --workers 2
+    """
+    names = list(tickers) + _split(ticker_list)
+    paths = list(trades) + list(files)
+    if not names:
+        raise click.UsageError("give --ticker T (or --tickers with --trades-dir)")
+    if paths and trades_dir:
+        raise click.UsageError("use either --trades FILE or --trades-dir DIR, not both")
+    if paths and len(names) > 1:
+        raise click.UsageError("--trades FILE trains one ticker; use --trades-dir for several")
+    if not paths and not trades_dir:
+        raise click.UsageError("give the trades with --trades FILE or --trades-dir DIR")
+    from ..tickers import normalize_ticker
+
+    jobs: list[tuple[str, list[str]]] = []
+    for raw in names:
+        name = normalize_ticker(raw)
+        found = paths if paths else sorted(str(p) for p in Path(trades_dir or ".").iterdir()
+                                           if p.is_file() and p.name.upper().startswith(name))
+        if not found:
+            raise CliError(f"no trade file for {name} in {trades_dir}; name files <TICKER>*")
+        for path in found:
+            if not Path(path).is_file():
+                raise CliError(f"trade file {path!r} does not exist")
+        jobs.append((name, found))
+    manager = ctx.manager()
+    from ..parallel import train_many
+
+    with progress(jobs, label="training", length=len(jobs), quiet=ctx.quiet) as bar:
+        outcomes = train_many(manager, jobs, workers=workers, on_done=lambda _: None, bar=bar)
+    rows = outcomes
+    for row in rows:
+        metrics = row.pop("metrics")
+        row.update({k: metrics.get(k) for k in ("flow_type_accuracy", "impact_mse")})
+    emit(rows, fmt, columns=["ticker", "version", "created", "alias", "promoted",
+                             "flow_type_accuracy", "impact_mse", "reason"])
+
+
+@cli.command()
+@format_option
+@pass_context
+def status(ctx: Context, fmt: str) -> None:
+    """Every ticker: aliases, headline metrics against baselines, training counters.
+
+    `--format json` prints the seed's model_metadata.json schema.
+
+    \b
+    Example:
+      ticker-registry status --format csv > status.csv
+    """
+    manager = ctx.manager()
+    if fmt == "json":
+        emit([], fmt, json_value=manager.metadata())
+        return
+    emit(manager.status(), fmt, columns=STATUS_COLUMNS)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE instead of stdout.")
+@pass_context
+def metadata(ctx: Context, out: str | None) -> None:
+    """The seed's model_metadata.json (one entry per ticker).
+
+    \b
+    Example:
+      ticker-registry metadata --out model_metadata.json
+    """
+    text = json.dumps(ctx.manager().metadata(), indent=2)
+    if out:
+        Path(out).write_text(text + "\n")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@click.argument("ticker")
+@format_option
+@pass_context
+def versions(ctx: Context, ticker: str, fmt: str) -> None:
+    """History of a ticker: versions, metrics, aliases, lineage, promotions.
+
+    \b
+    Example:
+      ticker-registry versions ETHUSDT
+    """
+    rows = ctx.manager().versions(ticker)
+    if fmt != "json":
+        for row in rows:
+            row["moves"] = "; ".join(row["moves"])
+    emit(rows, fmt, columns=["version", "aliases", "created_at", "model_type",
+                             "flow_type_accuracy", "impact_mse", "time_to_execution_mse",
+                             "samples", "source", "gate"])
+
+
+@cli.command()
+@click.argument("ticker")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@format_option
+@pass_context
+def compare(ctx: Context, ticker: str, v1: int, v2: int, fmt: str) -> None:
+    """Metrics of two versions side by side, with differences.
+
+    \b
+    Example:
+      ticker-registry compare ETHUSDT 1 2
+    """
+    emit(ctx.manager().compare(ticker, v1, v2), fmt)
+
+
+@cli.command()
+@click.option("--metric", default="flow_type_accuracy", show_default=True,
+              help="Metric to rank by (lower is better for *_mse / *_mae).")
+@click.option("-n", "n", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="How many tickers.")
+@format_option
+@pass_context
+def best(ctx: Context, metric: str, n: int, fmt: str) -> None:
+    """The best tickers by a metric of their production version.
+
+    \b
+    Example:
+      ticker-registry best --metric impact_mse -n 5
+    """
+    emit(ctx.manager().best(metric, n), fmt, columns=["rank", "ticker", "version", "metric",
+                                                       "value"])
+
+
+@cli.command()
+@click.argument("ticker")
+@click.argument("version", type=click.IntRange(1))
+@click.option("--to", "alias", default=None, metavar="ALIAS",
+              help="Alias to move: production (default) or staging.")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@click.option("--expect", "expected", type=int, default=None,
+              help="Fail with a conflict unless the alias is still on this version.")
+@format_option
+@pass_context
+def promote(ctx: Context, ticker: str, version: int, alias: str | None, reason: str,
+            expected: int | None, fmt: str) -> None:
+    """Point production (or staging) at VERSION, compare-and-set, with an audit entry.
+
+    \b
+    Example:
+      ticker-registry promote ETHUSDT 3 --reason "beats v2 on last week"
+    """
+    kwargs: dict[str, Any] = {"to": alias, "reason": reason}
+    if expected is not None:
+        kwargs["expected"] = expected
+    event = ctx.manager().promote(ticker, version, **kwargs)
+    emit([event.to_dict()], fmt)
+
+
+@cli.command()
+@click.argument("ticker")
+@click.option("--to-version", type=click.IntRange(1), default=None,
+              help="Version to roll back to (default: the previous production version).")
+@click.option("--reason", default="", help="Why (kept in the audit trail).")
+@format_option
+@pass_context
+def rollback(ctx: Context, ticker: str, to_version: int | None, reason: str, fmt: str) -> None:
+    """Move production back to the previous production version.
+
+    \b
+    Example:
+      ticker-registry rollback ETHUSDT --reason "live accuracy dropped"
+    """
+    emit([ctx.manager().rollback(ticker, to_version=to_version, reason=reason).to_dict()], fmt)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@pass_context
+def ui(ctx: Context, host: str, port: int) -> None:
+    """Start the MLflow UI on this store (loopback by default).
+
+    \b
+    Example:
+      ticker-registry ui --port 5000
+    """
+    uri = ctx.manager().tracking_uri
+    if uri.startswith(("http:", "https:")):
+        click.echo(f"this store is served by {uri}; open it in a browser")
+        return
+    click.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+           "--port", str(port)]
+    try:
+        raise SystemExit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None

@@ -1,0 +1,134 @@
+"""Operator commands: export, import, preload, cleanup."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import click
+
+from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return value
+
+
+@cli.command("export")
+@click.option("--ticker", metavar="T", help="Ticker to export.")
+@click.option("--version", "version", type=click.IntRange(1), default=None,
+              help="Version number (default: the production alias).")
+@click.option("--alias", default=None, help="Alias to export (production, staging).")
+@click.option("--file", "file", type=click.Path(dir_okay=False, writable=True), metavar="F",
+              help="Bundle file to write (any name; the content is a verified bundle).")
+@click.option("--all", "all_", is_flag=True, help="Export every ticker into --dir.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="D",
+              help="Folder for --all (one bundle per ticker).")
+@click.option("--which", type=click.Choice(["production", "all"]), default="production",
+              show_default=True, help="With --all: production versions only, or every version.")
+@format_option
+@pass_context
+def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str | None,
+               file: str | None, all_: bool, directory: str | None, which: str, fmt: str) -> None:
+    """Write a version (or every ticker) to a self-contained, pickle-free bundle.
+
+    \b
+    Examples:
+      ticker-registry export --ticker ETHUSDT --file ethusdt.trbundle
+      ticker-registry export --all --dir backups/
+    """
+    if all_:
+        if ticker or file or version or alias:
+            raise click.UsageError("--all exports every ticker into --dir; drop --ticker/--file")
+        if not directory:
+            raise click.UsageError("--all needs --dir D")
+        manager = ctx.manager()
+        total = len(manager.registry.search_models())
+        with progress(range(total), label="exporting", length=total, quiet=ctx.quiet) as bar:
+            results = manager.export_all(directory, which=which, progress=bar)
+        rows = [_plain(r) for r in results]
+        emit(rows, fmt)
+        if any(not r.get("ok", True) for r in rows):
+            raise CliError(f"some tickers failed to export; see the table above ({directory})")
+        return
+    if not ticker or not file:
+        raise click.UsageError("give --ticker T and --file F (or --all --dir D)")
+    if version and alias:
+        raise click.UsageError("give --version N or --alias A, not both")
+    manifest = ctx.manager().export(ticker, file, version or alias)
+    data = _plain(manifest)
+    emit([{"file": file, "ticker": data.get("ticker"), "version": data.get("source_version"),
+           "members": len(data.get("members", []))}], fmt)
+
+
+@cli.command("import")
+@click.option("--file", "file", type=click.Path(dir_okay=False), required=True, metavar="F",
+              help="Bundle written by `ticker-registry export`.")
+@click.option("--as-ticker", default=None, metavar="T", help="Register under another ticker.")
+@click.option("--force", is_flag=True, help="Register again even if this bundle was imported.")
+@format_option
+@pass_context
+def import_cmd(ctx: Context, file: str, as_ticker: str | None, force: bool, fmt: str) -> None:
+    """Verify a bundle completely, then register it as a new version.
+
+    \b
+    Example:
+      ticker-registry import --file ethusdt.trbundle --as-ticker ETHBTC
+    """
+    result = ctx.manager().import_bundle(file, as_ticker=as_ticker, force=force)
+    emit([{"ticker": result.version.ticker, "version": result.version.version,
+           "created": result.created, "aliases": ",".join(result.version.aliases)}], fmt)
+
+
+@cli.command()
+@click.option("--tickers", "tickers", multiple=True, metavar="T,...",
+              help="Tickers to preload (comma/space separated, repeatable).")
+@click.argument("more", nargs=-1)
+@format_option
+@pass_context
+def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: str) -> None:
+    """Download and verify each ticker's production version into the local cache.
+
+    Exits 1 if any ticker failed (the others are still loaded).
+
+    \b
+    Example:
+      ticker-registry preload --tickers ETHUSDT,BTCUSDT,ADAUSDT
+    """
+    names = [v for item in (*tickers, *more) for v in item.replace(",", " ").split() if v]
+    if not names:
+        raise click.UsageError("give the tickers: --tickers ETHUSDT,BTCUSDT")
+    results = ctx.manager().preload(names)
+    emit([r.to_dict() for r in results], fmt,
+         columns=["ticker", "ok", "version", "seconds", "size_bytes", "error"])
+    failed = [r.ticker for r in results if not r.ok]
+    if failed:
+        raise CliError(f"{len(failed)} of {len(results)} tickers failed to preload: "
+                       f"{', '.join(failed)}")
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(0), default=30, show_default=True,
+              help="Delete versions older than this many days...")
+@click.option("--keep-last", type=int, default=2, show_default=True,
+              help="...but always keep the newest K versions of each ticker (K >= 1).")
+@click.option("--ticker", default=None, metavar="T", help="Only this ticker.")
+@click.option("--dry-run", is_flag=True, help="Show what would go and what stays; change nothing.")
+@format_option
+@pass_context
+def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None, dry_run: bool,
+            fmt: str) -> None:
+    """Delete old versions that hold no alias and were not promoted recently.
+
+    \b
+    Example:
+      ticker-registry cleanup --days 30 --keep-last 2 --dry-run
+    """
+    report = ctx.manager().cleanup(days=days, keep_last=keep_last, ticker=ticker, dry_run=dry_run)
+    rows = [{"action": "would delete" if dry_run else "deleted", **r} for r in report.deleted]
+    rows += [{"action": "keep", **r} for r in report.kept]
+    emit(rows, fmt, columns=["action", "ticker", "version", "reason"])
+    if fmt == "table":
+        click.echo(report.summary(), err=True)

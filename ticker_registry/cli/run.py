@@ -1,0 +1,103 @@
+"""Commands that run things end to end: demo and run-strategy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import click
+
+from ._base import Context, cli, emit, format_option, pass_context
+from .models import STATUS_COLUMNS
+
+DEMO_TICKERS = ("ETHUSDT", "BTCUSDT", "ADAUSDT")
+DEMO_TRADES = 20_000
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to run in (the store goes to DIR/mlruns).")
+@click.option("--trades", "n_trades", type=click.IntRange(2_000, 1_000_000), default=DEMO_TRADES,
+              show_default=True, help="Synthetic trades per ticker and round.")
+@pass_context
+def demo(ctx: Context, directory: str, n_trades: int) -> None:
+    """Train, register and promote synthetic ETHUSDT, BTCUSDT and ADAUSDT models.
+
+    Runs two training rounds per ticker on the embedded store (SQLite and
+    ./mlruns) so the registry shows a second version and the gate's decision.
+    The trades are SYNTHETIC (see ticker_registry.synthetic), not market data.
+    Safe to run again: each run adds a round of new versions.
+
+    \b
+    Example:
+      ticker-registry demo --dir /tmp/demo
+    """
+    from ..manager import SyncTickerModelManager
+    from ..synthetic import generate_trades
+
+    start = time.perf_counter()
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    models_dir = Path(ctx.models_dir) if ctx.models_dir else root / "mlruns"
+    config = ctx.config().replace(log_plots=True)
+    with SyncTickerModelManager(config, models_dir, ctx.tracking_uri,
+                                auto_retrain=False) as manager:
+        done = {r["ticker"]: r["training_sessions"] for r in manager.status()}
+        rows = []
+        for ticker in DEMO_TICKERS:
+            offset = done.get(ticker, 0)
+            trades = generate_trades(ticker, n_trades * 2, seed=offset // 2)
+            half = len(trades) // 2
+            for round_, part in enumerate((trades.iloc[:half], trades.iloc[half:]), 1):
+                outcome = manager.train(ticker, part.reset_index(drop=True))
+                row = outcome.to_dict()
+                rows.append({"ticker": ticker, "round": round_, "version": row["version"],
+                             "alias": row["alias"], "decision": row["reason"]})
+                if not ctx.quiet:
+                    click.echo(f"{ticker} round {round_}: version {row['version']} -> "
+                               f"{row['alias']} ({row['reason']})", err=True)
+        click.echo("\nTrainings:")
+        emit(rows, "table")
+        click.echo("\nStatus:")
+        emit(manager.status(), "table", columns=STATUS_COLUMNS)
+        uri = manager.tracking_uri
+    click.echo(f"\nStore: {uri}")
+    click.echo(f"Open the MLflow UI:  ticker-registry --models-dir {models_dir} ui   "
+               f"(or: mlflow ui --backend-store-uri {uri})")
+    click.echo(f"Demo finished in {time.perf_counter() - start:.1f} s")
+
+
+@cli.command("run-strategy")
+@click.option("--trades", "trades_file", type=click.Path(dir_okay=False, exists=True),
+              required=True, metavar="FILE", help="Trades to replay through the strategy.")
+@click.option("--ticker", default=None, metavar="T",
+              help="Symbol to trade (default: `symbol` of the strategy config).")
+@format_option
+@pass_context
+def run_strategy(ctx: Context, trades_file: str, ticker: str | None, fmt: str) -> None:
+    """Replay a trades file through OrderFlowTradingStrategy and summarise.
+
+    \b
+    Example:
+      ticker-registry --config config/strategies/order_flow_trading_strategy.yaml \\
+          run-strategy --trades XRPETH-trades-2019-10.json.gz --ticker XRPETH
+    """
+    from ..data import read_trades
+    from ..manager import TickerModelManager
+    from ..strategy import OrderFlowTradingStrategy
+
+    config = ctx.config()
+    trades = read_trades(trades_file)
+
+    async def run() -> dict:
+        manager = TickerModelManager(config, ctx.models_dir, ctx.tracking_uri)
+        try:
+            strategy = OrderFlowTradingStrategy(manager, config, symbol=ticker)
+            return (await strategy.replay(trades)).to_dict()
+        finally:
+            await manager.aclose()
+
+    summary = asyncio.run(run())
+    summary["versions_trained"] = ",".join(map(str, summary["versions_trained"]))
+    emit([summary], fmt)

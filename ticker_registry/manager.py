@@ -1,0 +1,573 @@
+"""TickerModelManager: the facade a trading program lives with all day.
+
+Two faces share one core:
+
+- :class:`SyncTickerModelManager` does the work (scripts and the CLI use it);
+- :class:`TickerModelManager` is its async twin: slow work (training,
+  registry and artifact I/O, sample commits) runs in a worker thread via
+  ``asyncio.to_thread``; a warm prediction runs inline, with no thread hop.
+
+Decisions (see the README, "Manager"):
+
+- A ticker without a production version is served by an *untrained* entry:
+  ``predict_for_ticker`` raises :class:`NotTrainedError` rather than invent a
+  neutral prediction, so a strategy cannot mistake "no model" for "no signal".
+- ``add_training_sample`` returns only after the sample is committed to the
+  sample store. When a ticker first reaches ``min_training_samples``, and then
+  every ``retrain_interval`` new samples, a retrain is scheduled on a
+  background thread; a lease in the sample store keeps it to one at a time per
+  ticker across processes, and the training batch's idempotency key makes a
+  repeated retrain find the version it already registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cache import ModelCache, ServedModel
+from .config import Config, load_config
+from .exceptions import ModelNotFoundError, NotTrainedError, RegistryError, TickerRegistryError
+from .features import FLOW_TYPES, live_feature_vector
+from .model import OrderFlowModel
+from .performance import LivePerformance
+from .records import PromotionDecision, VersionInfo
+from .registry import DEFAULT_MODELS_DIR, TickerRegistry
+from .samples import SampleStore, validate_sample
+from .tickers import normalize_ticker
+from .training import TrainingResult, fingerprint, train_model, train_on_trades
+
+__all__ = ["PreloadResult", "SyncTickerModelManager", "TickerModelManager", "TrainOutcome"]
+
+log = logging.getLogger(__name__)
+
+#: A training lease outlives any sane training; a crashed holder frees it after this.
+LEASE_TTL_S = 900.0
+#: Live figures are logged to MLflow every this many labelled samples.
+LIVE_LOG_EVERY = 100
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A training's registered version and where the gate put it."""
+
+    ticker: str
+    version: VersionInfo
+    created: bool
+    decision: PromotionDecision | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticker": self.ticker, "version": self.version.version, "created": self.created,
+                "alias": self.decision.alias if self.decision else None,
+                "promoted": self.decision.promoted if self.decision else None,
+                "reason": self.decision.reason if self.decision else "already registered",
+                "metrics": self.version.metrics}
+
+
+@dataclass(frozen=True)
+class PreloadResult:
+    ticker: str
+    ok: bool
+    version: int | None
+    seconds: float
+    size_bytes: int
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SyncTickerModelManager:
+    """The synchronous core: models, samples, retraining and registry operations.
+
+    Parameters
+    ----------
+    base_config
+        Config, dict or YAML path (see :class:`~ticker_registry.config.Config`).
+    models_dir
+        Folder of the embedded store (default ``./mlruns``): MLflow's SQLite
+        database, artifacts, the sample database and the model cache.
+    tracking_uri
+        Any MLflow URI; default ``MLFLOW_TRACKING_URI`` or SQLite in ``models_dir``.
+    sample_store_url
+        SQLAlchemy URL of the sample store; default SQLite in ``models_dir``.
+    auto_retrain
+        Schedule retraining from samples automatically (default True).
+    """
+
+    def __init__(self, base_config: Config | Mapping[str, Any] | str | Path | None = None,
+                 models_dir: str | os.PathLike[str] | None = None,
+                 tracking_uri: str | None = None, *, sample_store_url: str | None = None,
+                 auto_retrain: bool = True) -> None:
+        self.config = load_config(base_config)
+        self.models_dir = Path(models_dir or DEFAULT_MODELS_DIR).absolute()
+        self.registry = TickerRegistry(self.config, tracking_uri=tracking_uri,
+                                       models_dir=self.models_dir)
+        self.samples = SampleStore(sample_store_url, models_dir=self.models_dir)
+        self.auto_retrain = auto_retrain
+        self.cache = ModelCache(self._load_served, self._production_versions,
+                                max_size=self.config.max_cached_models,
+                                refresh_interval=self.config.refresh_interval)
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: dict[str, Future[Any]] = {}
+        self._inflight_lock = threading.Lock()
+        self._names: dict[str, str] = {}
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri
+
+    def _ticker(self, text: str) -> str:
+        name = self._names.get(text)
+        if name is None:
+            name = normalize_ticker(text)
+            if len(self._names) < 100_000:
+                self._names[text] = name
+        return name
+
+    # ------------------------------------------------------------------ models
+    def _load_served(self, ticker: str) -> ServedModel:
+        version = self.registry.production_version(ticker)
+        if version is None:
+            return ServedModel(ticker, None, None, time.time())
+        info = self.registry.get_version(ticker, version)
+        model = OrderFlowModel.load(self.registry.download_native(info))
+        created = pd.Timestamp(info.created_at).timestamp() if info.created_at else None
+        return ServedModel(ticker, version, model, time.time(), created,
+                           LivePerformance(model.baselines_, self.config.performance_window))
+
+    def _production_versions(self) -> dict[str, int]:
+        alias = self.config.production_alias
+        return {self.registry.ticker_of(s.name): s.aliases[alias]
+                for s in self.registry.search_models() if alias in s.aliases}
+
+    def get_or_create_model(self, ticker: str) -> ServedModel:
+        """The ticker's serving entry: its production version, or an untrained entry."""
+        return self.cache.get(self._ticker(ticker))
+
+    def predict_for_ticker(self, ticker: str,
+                           order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
+                           market_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Predict flow_type, its probabilities, impact and time_to_execution for one window.
+
+        Raises
+        ------
+        NotTrainedError
+            The ticker has no production version yet.
+        """
+        name = self._ticker(ticker)
+        entry = self.cache.peek(name) or self.cache.get(name)
+        return self._predict(entry, order_events, market_data)
+
+    def _predict(self, entry: ServedModel, order_events: Any,
+                 market_data: Mapping[str, Any] | None) -> dict[str, Any]:
+        model = entry.model
+        if model is None:
+            raise NotTrainedError(
+                f"{entry.ticker} has no trained model yet; it trains automatically after "
+                f"{self.config.min_training_samples} samples, or run "
+                f"`ticker-registry train --ticker {entry.ticker} --trades FILE`")
+        vector = live_feature_vector(order_events, market_data, model.spec_)
+        raw = model.predict_matrix(vector.reshape(1, -1))[0]
+        stale = bool(self.config.max_model_age and entry.created_at
+                     and time.time() - entry.created_at > self.config.max_model_age)
+        return {
+            "ticker": entry.ticker, "version": entry.version,
+            "flow_type": FLOW_TYPES[int(np.argmax(raw[:3]))],
+            "probabilities": {c: float(raw[i]) for i, c in enumerate(FLOW_TYPES)},
+            "impact": float(raw[3]), "time_to_execution": float(raw[4]), "stale": stale,
+        }
+
+    # ------------------------------------------------------------------ samples
+    def add_training_sample(self, ticker: str, features: Any, flow_type: str | int,
+                            impact: float, time_to_execution: float) -> int:
+        """Validate and durably store one labelled sample; schedule retraining when due.
+
+        Returns the sample id. The sample is committed before this returns.
+        """
+        name = self._ticker(ticker)
+        vector, code, impact_v, tte_v = validate_sample(features, flow_type, impact,
+                                                        time_to_execution)
+        sample_id = self.samples.add(name, vector, code, impact_v, tte_v)
+        entry = self.cache.peek(name)
+        if entry is not None and entry.model is not None and entry.live is not None:
+            self._score_live(entry, vector, code, impact_v, tte_v)
+        if self.auto_retrain:
+            self._maybe_schedule_retrain(name, entry)
+        return sample_id
+
+    def _score_live(self, entry: ServedModel, vector: np.ndarray, code: int, impact: float,
+                    tte: float) -> None:
+        assert entry.model is not None
+        entry.live.update(entry.model.predict_matrix(vector.reshape(1, -1))[0], code, impact, tte)
+        if entry.live.seen % LIVE_LOG_EVERY == 0:
+            info = self.registry.get_version(entry.ticker, entry.version)
+            try:
+                self.registry.log_run_metrics(info.run_id, entry.live.summary(), entry.live.seen)
+            except RegistryError as exc:
+                log.warning("cannot log live metrics of %s: %s", entry.ticker, exc)
+
+    def _retrain_due(self, ticker: str, entry: ServedModel | None) -> bool:
+        unconsumed = self.samples.count(ticker, unconsumed=True)
+        if unconsumed == 0:
+            return False
+        consumed = self.samples.count(ticker) - unconsumed
+        if consumed == 0:
+            return unconsumed >= self.config.min_training_samples
+        if unconsumed >= self.config.retrain_interval:
+            return True
+        threshold = self.config.skill_drop_threshold
+        if threshold is not None and entry is not None and entry.live is not None:
+            live = entry.live.summary()
+            if live and live["live_samples"] >= self.config.performance_window / 2 and \
+                    live["live_flow_type_accuracy"] < threshold:
+                log.info("%s live accuracy %.3f below %.3f: retraining early", ticker,
+                         live["live_flow_type_accuracy"], threshold)
+                return True
+        return False
+
+    def _maybe_schedule_retrain(self, ticker: str, entry: ServedModel | None) -> None:
+        with self._inflight_lock:
+            running = self._inflight.get(ticker)
+            if running is not None and not running.done():
+                return
+            if not self._retrain_due(ticker, entry):
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="ticker-registry-retrain")
+            self._inflight[ticker] = self._executor.submit(self._retrain_logged, ticker)
+
+    def _retrain_logged(self, ticker: str) -> TrainOutcome | None:
+        try:
+            outcome = self.retrain(ticker)
+            if self.auto_retrain and self._retrain_due(ticker, self.cache.peek(ticker)):
+                # samples kept arriving while we trained: go again (this thread, in order)
+                outcome = self.retrain(ticker) or outcome
+            return outcome
+        except TickerRegistryError as exc:
+            log.warning("retraining %s failed, samples kept for the next attempt: %s", ticker, exc)
+        except Exception:
+            log.exception("retraining %s failed, samples kept for the next attempt", ticker)
+        return None
+
+    def retrain(self, ticker: str) -> TrainOutcome | None:
+        """Train on the ticker's stored samples now (None if another process holds the lease)."""
+        name = self._ticker(ticker)
+        owner = f"{self._owner}:{threading.get_ident()}"
+        if not self.samples.acquire_lease(name, owner, LEASE_TTL_S):
+            log.info("another process is training %s; skipping", name)
+            return None
+        batch_id = None
+        try:
+            batch = self.samples.load(name)
+            if len(batch.ids) == 0:
+                return None
+            key = fingerprint(batch.X, batch.y, self.config)[:32]
+            batch_id = self.samples.claim_batch(name, batch.max_id, key)
+            result = train_model(batch.X, batch.y, self.config, source="samples",
+                                 extra_lineage={"max_sample_id": str(batch.max_id)})
+            outcome = self._register(name, result)
+            self.samples.finish_batch(batch_id, outcome.version.version)
+            return outcome
+        except BaseException as exc:
+            if batch_id is not None:
+                self.samples.fail_batch(batch_id, str(exc)[:500])
+            raise
+        finally:
+            self.samples.release_lease(name, owner)
+
+    def wait_for_retraining(self, timeout: float | None = None) -> list[TrainOutcome]:
+        """Block until scheduled retrainings finish; return their outcomes."""
+        with self._inflight_lock:
+            futures = list(self._inflight.values())
+        done = [f.result(timeout=timeout) for f in futures]
+        return [o for o in done if o is not None]
+
+    # ------------------------------------------------------------------ training
+    def _register(self, ticker: str, result: TrainingResult) -> TrainOutcome:
+        info, created = self.registry.register(ticker, result.model, lineage=result.lineage,
+                                               idempotency_key=result.idempotency_key,
+                                               holdout=(result.X_valid, result.y_valid))
+        decision = None
+        if created:
+            decision = self.registry.apply_gate(ticker, info.version, result.model,
+                                                result.X_valid, result.y_valid)
+            if decision.promoted and self.cache.peek(ticker) is not None:
+                self.cache.put(ServedModel(
+                    ticker, info.version, result.model, time.time(), time.time(),
+                    LivePerformance(result.model.baselines_, self.config.performance_window)))
+        return TrainOutcome(ticker, info, created, decision)
+
+    def train(self, ticker: str, trades: pd.DataFrame | None = None, *,
+              files: Iterable[str | os.PathLike[str]] = (), market: pd.DataFrame | None = None,
+              X: pd.DataFrame | None = None, y: pd.DataFrame | None = None) -> TrainOutcome:
+        """Train and register one version from trades (frame or files) or from ``(X, y)``."""
+        name = self._ticker(ticker)
+        if X is not None and y is not None:
+            return self._register(name, train_model(X, y, self.config, source="features"))
+        paths = [str(p) for p in files]
+        if trades is None:
+            if not paths:
+                raise TickerRegistryError("give trades (a frame) or files to train on")
+            trades = load_trades(paths)
+        return self._register(name, train_on_trades(trades, self.config, market=market,
+                                                    files=[Path(p).name for p in paths]))
+
+    def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
+        """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
+        from .views import best
+
+        name = self._ticker(new_ticker)
+        if template is None:
+            ranked = [r for r in best(self.registry, "flow_type_accuracy", 50) if r["ticker"] != name]
+            if not ranked:
+                raise ModelNotFoundError("no ticker has a production version to use as a "
+                                         "template; train one first")
+            template = ranked[0]["ticker"]
+        source = self.registry.resolve(self._ticker(template))
+        model = OrderFlowModel.load(self.registry.download_native(source))
+        from .records import TrainingLineage
+
+        lineage = TrainingLineage(
+            n_samples=0, source="template",
+            extra={"template_ticker": source.ticker, "template_version": str(source.version)})
+        info, created = self.registry.register(
+            name, model, lineage=lineage,
+            idempotency_key=f"template-{source.ticker}-{source.version}"[:64],
+            extra_tags={"source": "template", "template_ticker": source.ticker,
+                        "template_version": str(source.version)})
+        decision = self.registry.apply_gate(name, info.version, model) if created else None
+        self.cache.invalidate(name)
+        return TrainOutcome(name, info, created, decision)
+
+    # ------------------------------------------------------------------ operations
+    def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:
+        """Download and load each ticker's production version; one failure never stops others."""
+        names = [t for t in tickers]
+
+        def one(raw: str) -> PreloadResult:
+            start = time.perf_counter()
+            try:
+                name = self._ticker(raw)
+                self.cache.invalidate(name)
+                entry = self.cache.get(name)
+                if entry.model is None:
+                    raise ModelNotFoundError(f"{name} has no production version")
+                folder = self.registry.download_native(self.registry.get_version(name, entry.version))
+                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                return PreloadResult(name, True, entry.version, time.perf_counter() - start, size)
+            except TickerRegistryError as exc:
+                return PreloadResult(str(raw), False, None, time.perf_counter() - start, 0, str(exc))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names) or 1))) as pool:
+            return list(pool.map(one, names))
+
+    def status(self) -> list[dict[str, Any]]:
+        """Status rows of every ticker, with sample counts and live performance."""
+        from .views import status
+
+        rows = status(self.registry)
+        counts = self.samples.counts()
+        for row in rows:
+            c = counts.get(row["ticker"], {})
+            row["samples_stored"] = c.get("total", 0)
+            row["samples_pending"] = c.get("unconsumed", 0)
+            entry = self.cache.peek(row["ticker"])
+            if entry is not None and entry.live is not None:
+                row.update(entry.live.summary())
+        return rows
+
+    def metadata(self) -> dict[str, dict[str, Any]]:
+        from .views import metadata
+
+        return metadata(self.registry)
+
+    def versions(self, ticker: str) -> list[dict[str, Any]]:
+        from .views import version_rows
+
+        name = self._ticker(ticker)
+        return version_rows(self.registry.list_versions(name), self.registry.audit_trail(name))
+
+    def compare(self, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
+        from .views import compare
+
+        return compare(self.registry, self._ticker(ticker), v1, v2)
+
+    def best(self, metric: str = "flow_type_accuracy", n: int = 10) -> list[dict[str, Any]]:
+        from .views import best
+
+        return best(self.registry, metric, n)
+
+    def promote(self, ticker: str, version: int, *, to: str | None = None, reason: str = "",
+                expected: int | None | str = "current") -> Any:
+        event = self.registry.promote(self._ticker(ticker), version, to=to, reason=reason,
+                                      expected=expected)
+        self.cache.invalidate(self._ticker(ticker))
+        return event
+
+    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "") -> Any:
+        event = self.registry.rollback(self._ticker(ticker), to_version=to_version, reason=reason)
+        self.cache.invalidate(self._ticker(ticker))
+        return event
+
+    def export(self, ticker: str, path: str | os.PathLike[str],
+               version_or_alias: int | str | None = None) -> Any:
+        from .bundle import export_bundle
+
+        return export_bundle(self.registry, self._ticker(ticker), Path(path),
+                             version_or_alias or self.config.production_alias)
+
+    def export_all(self, directory: str | os.PathLike[str], which: str = "production",
+                   progress: Any = None) -> Any:
+        from .bundle import export_all
+
+        return export_all(self.registry, Path(directory), which=which, progress=progress)
+
+    def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
+                      force: bool = False) -> Any:
+        from .bundle import import_bundle
+
+        result = import_bundle(self.registry, Path(path), as_ticker=as_ticker, force=force)
+        self.cache.invalidate(result.version.ticker)
+        return result
+
+    def cleanup(self, days: int = 30, keep_last: int = 2, ticker: str | None = None,
+                dry_run: bool = False) -> Any:
+        from .maintenance import cleanup
+
+        return cleanup(self.registry, days=days, keep_last=keep_last,
+                       ticker=self._ticker(ticker) if ticker else None, dry_run=dry_run)
+
+    def close(self) -> None:
+        """Finish scheduled retraining, stop the refresher, release the stores."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self.cache.close()
+        self.samples.close()
+
+    def __enter__(self) -> SyncTickerModelManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_trades(paths: Sequence[str]) -> pd.DataFrame:
+    """Read and merge trade files into one canonical, time-sorted frame."""
+    from .data import read_trades
+
+    frames = [read_trades(p) for p in paths]
+    if len(frames) == 1:
+        return frames[0]
+    merged = pd.concat(frames, ignore_index=True)
+    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+class TickerModelManager:
+    """Async facade over :class:`SyncTickerModelManager` (same constructor).
+
+    Example::
+
+        manager = TickerModelManager(base_config, models_dir="custom/models/path")
+        model = await manager.get_or_create_model("ETHUSDT")
+        prediction = await manager.predict_for_ticker("ETHUSDT", order_events, market_data)
+        await manager.add_training_sample("ETHUSDT", features, flow_type, impact, tte)
+    """
+
+    def __init__(self, base_config: Config | Mapping[str, Any] | str | Path | None = None,
+                 models_dir: str | os.PathLike[str] | None = None,
+                 tracking_uri: str | None = None, **options: Any) -> None:
+        self.sync = SyncTickerModelManager(base_config, models_dir, tracking_uri, **options)
+
+    @property
+    def config(self) -> Config:
+        return self.sync.config
+
+    @property
+    def registry(self) -> TickerRegistry:
+        return self.sync.registry
+
+    async def get_or_create_model(self, ticker: str) -> ServedModel:
+        entry = self.sync.cache.peek(self.sync._ticker(ticker))
+        if entry is not None:
+            return entry
+        return await asyncio.to_thread(self.sync.get_or_create_model, ticker)
+
+    async def predict_for_ticker(self, ticker: str, order_events: Any,
+                                 market_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Warm: computed inline on the event loop (no thread hop). Cold: loads off the loop."""
+        entry = self.sync.cache.peek(self.sync._ticker(ticker))
+        if entry is None:
+            entry = await asyncio.to_thread(self.sync.get_or_create_model, ticker)
+        return self.sync._predict(entry, order_events, market_data)
+
+    async def add_training_sample(self, ticker: str, features: Any, flow_type: str | int,
+                                  impact: float, time_to_execution: float) -> int:
+        return await asyncio.to_thread(self.sync.add_training_sample, ticker, features, flow_type,
+                                       impact, time_to_execution)
+
+    async def train(self, ticker: str, trades: pd.DataFrame | None = None, **kw: Any) -> TrainOutcome:
+        return await asyncio.to_thread(self.sync.train, ticker, trades, **kw)
+
+    async def retrain(self, ticker: str) -> TrainOutcome | None:
+        return await asyncio.to_thread(self.sync.retrain, ticker)
+
+    async def wait_for_retraining(self, timeout: float | None = None) -> list[TrainOutcome]:
+        return await asyncio.to_thread(self.sync.wait_for_retraining, timeout)
+
+    async def preload(self, tickers: Iterable[str]) -> list[PreloadResult]:
+        return await asyncio.to_thread(self.sync.preload, list(tickers))
+
+    async def status(self) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.status)
+
+    async def metadata(self) -> dict[str, dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.metadata)
+
+    async def versions(self, ticker: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.sync.versions, ticker)
+
+    async def promote(self, ticker: str, version: int, **kw: Any) -> Any:
+        return await asyncio.to_thread(self.sync.promote, ticker, version, **kw)
+
+    async def rollback(self, ticker: str, **kw: Any) -> Any:
+        return await asyncio.to_thread(self.sync.rollback, ticker, **kw)
+
+    async def export(self, ticker: str, path: str | os.PathLike[str],
+                     version_or_alias: int | str | None = None) -> Any:
+        return await asyncio.to_thread(self.sync.export, ticker, path, version_or_alias)
+
+    async def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
+                            force: bool = False) -> Any:
+        return await asyncio.to_thread(self.sync.import_bundle, path, as_ticker, force)
+
+    async def cleanup(self, days: int = 30, keep_last: int = 2, ticker: str | None = None,
+                      dry_run: bool = False) -> Any:
+        return await asyncio.to_thread(self.sync.cleanup, days, keep_last, ticker, dry_run)
+
+    async def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
+        return await asyncio.to_thread(self.sync.create_from_template, new_ticker, template)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> TickerModelManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

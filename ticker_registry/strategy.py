@@ -1,0 +1,163 @@
+"""OrderFlowTradingStrategy: predict on every trade, learn from every finished horizon.
+
+On ``start`` it loads or creates the symbol's model. On each trade it keeps
+the last ``sequence_length`` trades, computes the live features and (once a
+model is trained) a prediction. Each event then waits until its
+``prediction_horizon`` has passed; its labels are derived incrementally with
+exactly the definitions of :func:`~ticker_registry.features.build_training_set`
+(signed-volume share, log-return in bps, seconds until ``large_order_threshold``
+of notional has traded, capped at the horizon) and stored with
+``add_training_sample``, so training starts by itself once enough samples
+exist. ``stop`` labels every event whose horizon the last trade covers and
+waits for scheduled retraining.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Config
+from .exceptions import NotTrainedError
+from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
+from .manager import TickerModelManager
+
+__all__ = ["OrderFlowTradingStrategy", "StrategySummary"]
+
+_NS = 1_000_000_000
+
+
+@dataclass
+class _Pending:
+    ts: int
+    price: float
+    features: np.ndarray
+    signed: float = 0.0
+    volume: float = 0.0
+    notional: float = 0.0
+    last_price: float | None = None
+    tte: float | None = None
+
+
+@dataclass
+class StrategySummary:
+    ticker: str
+    events: int = 0
+    predictions: int = 0
+    samples: int = 0
+    versions_trained: list[int] = field(default_factory=list)
+    production_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class OrderFlowTradingStrategy:
+    """Replays or follows one symbol's trades through a :class:`TickerModelManager`."""
+
+    def __init__(self, manager: TickerModelManager, config: Config | None = None,
+                 symbol: str | None = None) -> None:
+        self.manager = manager
+        self.config = config or manager.config
+        self.symbol = symbol or self.config.symbol
+        if not self.symbol:
+            raise ValueError("the strategy needs a symbol: set `symbol:` in its config")
+        self.spec = FeatureSpec.from_config(self.config)
+        self._window: deque[dict[str, Any]] = deque(maxlen=self.spec.sequence_length)
+        self._pending: deque[_Pending] = deque()
+        self.summary = StrategySummary(self.symbol)
+        self.last_prediction: dict[str, Any] | None = None
+
+    async def start(self) -> None:
+        await self.manager.get_or_create_model(self.symbol)
+
+    async def on_trade(self, trade: Mapping[str, Any],
+                       market_data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Feed one trade (timestamp, price, quantity, side); return the prediction if any."""
+        ts = _ns(trade["timestamp"])
+        price = float(trade["price"])
+        qty = float(trade.get("quantity", trade.get("amount", 0.0)))
+        side = _side(trade["side"])
+        horizon = self.spec.horizon_ns
+        while self._pending and ts > self._pending[0].ts + horizon:
+            await self._label(self._pending.popleft())
+        notional = price * qty
+        for event in self._pending:
+            event.signed += side * qty
+            event.volume += qty
+            event.notional += notional
+            event.last_price = price
+            if event.tte is None and event.notional >= self.spec.large_order_threshold:
+                event.tte = (ts - event.ts) / _NS
+        self._window.append({"timestamp": pd.Timestamp(ts, tz="UTC"),
+                             "price": price, "quantity": qty, "side": side})
+        self.summary.events += 1
+        if len(self._window) < self.spec.sequence_length:
+            return None
+        vector = live_feature_vector(list(self._window), market_data, self.spec)
+        self._pending.append(_Pending(ts, price, vector))
+        try:
+            prediction = await self.manager.predict_for_ticker(self.symbol, list(self._window),
+                                                               market_data)
+        except NotTrainedError:
+            return None
+        self.summary.predictions += 1
+        self.last_prediction = prediction
+        return prediction
+
+    async def _label(self, event: _Pending) -> None:
+        volume = event.volume
+        share = event.signed / volume if volume > 0 else 0.0
+        band = self.spec.flow_band
+        flow = 2 if share > band else (0 if share < -band else 1)
+        impact = math.log(event.last_price / event.price) * 1e4 if event.last_price else 0.0
+        horizon_s = self.spec.horizon_ns / _NS
+        tte = min(event.tte, horizon_s) if event.tte is not None else horizon_s
+        await self.manager.add_training_sample(self.symbol, event.features, FLOW_TYPES[flow],
+                                               impact, tte)
+        self.summary.samples += 1
+
+    async def stop(self) -> StrategySummary:
+        """Label every event whose horizon the last trade covers, wait for retraining."""
+        if self._window:
+            last = _ns(self._window[-1]["timestamp"])
+            while self._pending and last >= self._pending[0].ts + self.spec.horizon_ns:
+                await self._label(self._pending.popleft())
+        outcomes = await self.manager.wait_for_retraining()
+        self.summary.versions_trained.extend(o.version.version for o in outcomes if o.created)
+        self.summary.production_version = self.manager.registry.production_version(self.symbol)
+        return self.summary
+
+    async def replay(self, trades: pd.DataFrame) -> StrategySummary:
+        """Run a canonical trades frame through the strategy from start to stop."""
+        await self.start()
+        stamps = trades["timestamp"].to_numpy("datetime64[ns]").view(np.int64)
+        for ts, price, qty, side in zip(stamps, trades["price"].to_numpy(),
+                                        trades["quantity"].to_numpy(), trades["side"].to_numpy(),
+                                        strict=True):
+            await self.on_trade({"timestamp": int(ts), "price": price, "quantity": qty,
+                                 "side": int(side)})
+        return await self.stop()
+
+
+def _ns(value: Any) -> int:
+    if isinstance(value, (int, np.integer)):
+        return int(value) if int(value) > 10**17 else int(value) * 1_000_000
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.as_unit("ns").value)
+
+
+def _side(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lower() in ("buy", "b", "sell", "s"):
+        return 1 if value.strip().lower() in ("buy", "b") else -1
+    if not isinstance(value, str) and value in (1, -1):
+        return int(value)
+    raise ValueError(f"trade side {value!r} is not 'buy'/'sell' or +1/-1")

@@ -1,0 +1,329 @@
+"""Synthetic trade streams for tests, demos and benchmarks — not a market model.
+
+:func:`generate_trades` returns trades in the canonical schema of
+:func:`ticker_registry.data.read_trades`, drawn from a small generative story
+with just enough structure for order-flow models to find something to learn:
+
+* **Flow regimes.** The stream is cut into regimes a few minutes long; each
+  has a buy/sell imbalance and an activity level. Aggressor sides follow a
+  persistent Markov chain (``flow_persistence`` is the chance a trade repeats
+  the previous side) whose fresh draws lean towards the regime's imbalance,
+  so the recent window's flow predicts the flow to come.
+* **Bursts.** With ``burst_prob`` per trade a short burst starts: trades
+  arrive ~10x faster, mostly on one side, and large orders are ~10x likelier.
+* **Sizes.** Notionals are lognormal around ``mean_notional``; with
+  ``large_order_prob`` a trade is ``large_order_multiplier`` times bigger.
+* **Price.** A log random walk with ``volatility`` bps noise per trade, a
+  permanent impact of ``impact_bps`` per unit of signed notional (in
+  ``mean_notional`` units), and a drift that follows the signed flow of the
+  previous trades, so future returns are partly predictable from the recent
+  window.
+* **Times.** Exponential inter-arrival times at ``trades_per_second`` scaled
+  by regime activity and bursts, rounded to milliseconds.
+
+Everything is vectorised numpy and deterministic for ``(ticker, n_trades,
+seed)``. Profiles of unknown tickers come from sha256 of the normalised
+ticker, never from Python's salted ``hash()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import ConfigError
+from .tickers import normalize_ticker
+
+__all__ = ["PROFILES", "TickerProfile", "generate_trades", "profile_for"]
+
+_REGIME_SECONDS = 360.0  # mean length of a flow regime
+_REGIME_IMBALANCE_STD = 0.45  # spread of regime buy/sell lean (-1..1)
+_BURST_TRADES = 40.0  # mean trades per burst
+_BURST_RATE = 10.0  # arrival-rate multiplier inside a burst
+_BURST_LARGE = 10.0  # large-order probability multiplier inside a burst
+_BURST_ONE_SIDED = 0.85  # chance a fresh side in a burst follows the burst's direction
+_FLOW_WINDOW = 20  # trades whose signed flow sets the drift
+_ACTIVITY_SIGMA = 0.5  # lognormal spread of regime activity
+
+
+@dataclass(frozen=True)
+class TickerProfile:
+    """Parameters of one ticker's synthetic trade stream.
+
+    Parameters
+    ----------
+    base_price
+        Starting price (quote currency), > 0.
+    volatility
+        Standard deviation of the per-trade log-return noise, in bps, >= 0.
+    trades_per_second
+        Mean arrival rate outside bursts, > 0.
+    mean_notional
+        Mean trade notional (quote currency) before large orders, > 0.
+    notional_sigma
+        Lognormal sigma of trade notionals, >= 0.
+    large_order_prob
+        Chance that a trade is a large order, in [0, 1].
+    large_order_multiplier
+        Notional multiplier of a large order, >= 1.
+    burst_prob
+        Chance per trade that a burst starts, in [0, 1).
+    flow_persistence
+        Chance that a trade repeats the previous aggressor side, in [0, 1).
+    impact_bps
+        Permanent price impact, in bps, per unit of signed notional divided by
+        ``mean_notional``, >= 0.
+
+    Raises
+    ------
+    ConfigError
+        If a value is not a finite number in its range.
+    """
+
+    base_price: float
+    volatility: float
+    trades_per_second: float
+    mean_notional: float
+    notional_sigma: float
+    large_order_prob: float
+    large_order_multiplier: float
+    burst_prob: float
+    flow_persistence: float
+    impact_bps: float
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low, high, closed = _RANGES[f.name]
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+            ok = ok and (value >= low if closed[0] == "[" else value > low)
+            ok = ok and (value <= high if closed[1] == "]" else value < high)
+            if not ok:
+                raise ConfigError(
+                    f"TickerProfile.{f.name}={value!r} is out of range; expected a finite "
+                    f"number in {closed[0]}{low:g}, {high:g}{closed[1]}"
+                )
+
+
+# field -> (low, high, bracket kinds)
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "base_price": (0.0, math.inf, "()"),
+    "volatility": (0.0, math.inf, "[)"),
+    "trades_per_second": (0.0, math.inf, "()"),
+    "mean_notional": (0.0, math.inf, "()"),
+    "notional_sigma": (0.0, 5.0, "[]"),
+    "large_order_prob": (0.0, 1.0, "[]"),
+    "large_order_multiplier": (1.0, math.inf, "[)"),
+    "burst_prob": (0.0, 1.0, "[)"),
+    "flow_persistence": (0.0, 1.0, "[)"),
+    "impact_bps": (0.0, math.inf, "[)"),
+}
+
+
+PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
+    {
+        "ETHUSDT": TickerProfile(
+            base_price=1600.0, volatility=1.5, trades_per_second=5.0, mean_notional=800.0,
+            notional_sigma=1.1, large_order_prob=0.01, large_order_multiplier=15.0,
+            burst_prob=0.002, flow_persistence=0.6, impact_bps=0.08,
+        ),
+        "BTCUSDT": TickerProfile(
+            base_price=23000.0, volatility=0.8, trades_per_second=10.0, mean_notional=3000.0,
+            notional_sigma=1.2, large_order_prob=0.008, large_order_multiplier=20.0,
+            burst_prob=0.0015, flow_persistence=0.65, impact_bps=0.03,
+        ),
+        "ADAUSDT": TickerProfile(
+            base_price=0.35, volatility=4.0, trades_per_second=2.0, mean_notional=150.0,
+            notional_sigma=1.0, large_order_prob=0.015, large_order_multiplier=12.0,
+            burst_prob=0.006, flow_persistence=0.55, impact_bps=0.2,
+        ),
+    }
+)
+
+
+def profile_for(ticker: str) -> TickerProfile:
+    """Return the profile of ``ticker``: from :data:`PROFILES`, or derived from its sha256.
+
+    Raises
+    ------
+    InvalidTickerError
+        If ``ticker`` is not a valid symbol (see :func:`normalize_ticker`).
+    """
+    name = normalize_ticker(ticker)
+    if name in PROFILES:
+        return PROFILES[name]
+    u = [int(x) / 65536.0 for x in np.frombuffer(hashlib.sha256(name.encode("ascii")).digest(), ">u2")]
+    return TickerProfile(
+        base_price=float(f"{10 ** (-2 + 6 * u[0]):.4g}"),
+        volatility=round(0.5 + 5.5 * u[1], 3),
+        trades_per_second=round(0.5 + 19.5 * u[2], 3),
+        mean_notional=round(50 * 100 ** u[3], 2),
+        notional_sigma=round(0.7 + 0.8 * u[4], 3),
+        large_order_prob=round(0.002 + 0.018 * u[5], 4),
+        large_order_multiplier=round(5 + 25 * u[6], 2),
+        burst_prob=round(0.0005 + 0.0075 * u[7], 5),
+        flow_persistence=round(0.3 + 0.5 * u[8], 3),
+        impact_bps=round(0.02 + 0.2 * u[9], 4),
+    )
+
+
+def generate_trades(
+    ticker: str,
+    n_trades: int,
+    *,
+    seed: int = 0,
+    start: Any = "2024-01-01T00:00:00Z",
+    profile: TickerProfile | None = None,
+) -> pd.DataFrame:
+    """Generate a synthetic trade stream in the canonical trade schema.
+
+    Parameters
+    ----------
+    ticker
+        Symbol; picks the profile (unless ``profile`` is given) and salts the
+        random stream.
+    n_trades
+        Number of trades, >= 1.
+    seed
+        Non-negative integer; the same ``(ticker, n_trades, seed)`` always
+        gives the same frame.
+    start
+        Time of the first trade's clock origin (anything ``pandas.Timestamp``
+        accepts; naive times are UTC).
+    profile
+        Overrides :func:`profile_for`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``timestamp`` (datetime64[ns, UTC], ascending), ``price``,
+        ``quantity`` (float64), ``side`` (int8, +1/-1), ``trade_id`` (int64,
+        0..n-1), with a ``RangeIndex``.
+
+    Raises
+    ------
+    ConfigError
+        If ``n_trades``, ``seed`` or ``start`` is invalid.
+    InvalidTickerError
+        If ``ticker`` is not a valid symbol.
+    """
+    name = normalize_ticker(ticker)
+    p = profile if profile is not None else profile_for(name)
+    n = _check_count(n_trades)
+    rng = np.random.default_rng(_seed_sequence(name, seed))
+    start_ns = _start_ns(start)
+
+    regime, imbalance, activity = _regimes(rng, n, p)
+    in_burst, burst_side = _bursts(rng, n, p, imbalance[regime])
+
+    lean = np.where(in_burst, burst_side * (2 * _BURST_ONE_SIDED - 1), imbalance[regime])
+    fresh = np.where(rng.random(n) < (1.0 + lean) / 2.0, 1, -1).astype(np.int8)
+    repeat = rng.random(n) < p.flow_persistence
+    repeat[0] = False
+    source = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))
+    side = fresh[source]
+
+    large_prob = np.minimum(np.where(in_burst, p.large_order_prob * _BURST_LARGE, p.large_order_prob), 0.5)
+    size = np.exp(p.notional_sigma * rng.standard_normal(n) - p.notional_sigma**2 / 2)
+    size *= np.where(rng.random(n) < large_prob, p.large_order_multiplier, 1.0)
+    size /= 1.0 + large_prob.mean() * (p.large_order_multiplier - 1.0)  # mean notional stays put
+
+    signed = side * size  # signed notional in units of mean_notional
+    window = np.concatenate(([0.0], np.cumsum(signed)))
+    lo = np.maximum(np.arange(n) - _FLOW_WINDOW, 0)
+    recent = (window[np.arange(n)] - window[lo]) / _FLOW_WINDOW  # flow of the previous trades
+    log_return = 1e-4 * (
+        p.volatility * rng.standard_normal(n) + p.impact_bps * (signed + recent)
+    )
+    log_return[0] = 0.0
+    decimals = 5 - math.floor(math.log10(p.base_price))  # ~5 significant digits
+    price = np.round(p.base_price * np.exp(np.cumsum(log_return)), decimals)
+    price = np.maximum(price, 10.0**-decimals)
+    quantity = np.maximum(np.round(size * p.mean_notional / price, 8), 1e-8)
+
+    rate = p.trades_per_second * activity[regime] * np.where(in_burst, _BURST_RATE, 1.0)
+    seconds = np.cumsum(rng.exponential(1.0, n) / rate)
+    ts_ns = start_ns + np.round(seconds * 1e3).astype(np.int64) * 1_000_000
+
+    return pd.DataFrame(
+        {
+            "timestamp": pd.DatetimeIndex(ts_ns.view("datetime64[ns]")).tz_localize("UTC"),
+            "price": price.astype(np.float64),
+            "quantity": quantity.astype(np.float64),
+            "side": side.astype(np.int8),
+            "trade_id": np.arange(n, dtype=np.int64),
+        },
+        index=pd.RangeIndex(n),
+    )
+
+
+def _regimes(
+    rng: np.random.Generator, n: int, p: TickerProfile
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regime index of every trade, and each regime's imbalance and activity."""
+    mean_len = max(50.0, p.trades_per_second * _REGIME_SECONDS)
+    count = int(n / mean_len * 2) + 8
+    lengths = rng.geometric(1.0 / mean_len, count)
+    while lengths.sum() < n:  # rare: draw more regimes (deterministic given rng)
+        lengths = np.concatenate([lengths, rng.geometric(1.0 / mean_len, count)])
+    regime = np.repeat(np.arange(lengths.size), lengths)[:n]
+    imbalance = np.clip(_REGIME_IMBALANCE_STD * rng.standard_normal(lengths.size), -0.9, 0.9)
+    # +sigma^2/2 makes the mean inter-arrival time, E[1/activity], equal to 1.
+    activity = np.exp(_ACTIVITY_SIGMA * rng.standard_normal(lengths.size) + _ACTIVITY_SIGMA**2 / 2)
+    return regime, imbalance, activity
+
+
+def _bursts(
+    rng: np.random.Generator, n: int, p: TickerProfile, lean: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each trade is in a burst, and the burst's direction (+1/-1, 0 outside)."""
+    starts = np.flatnonzero(rng.random(n) < p.burst_prob)
+    lengths = rng.geometric(1.0 / _BURST_TRADES, starts.size)
+    # A burst leans with its regime more often than not.
+    direction = np.where(rng.random(starts.size) < (1.0 + lean[starts]) / 2.0, 1, -1)
+    delta = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, np.minimum(starts + lengths, n), -1)
+    in_burst = np.cumsum(delta[:n]) > 0
+    # Direction of the most recent burst start covers the trades it spans.
+    marker = np.zeros(n, dtype=np.int64)
+    marker[starts] = np.arange(1, starts.size + 1)
+    last = np.maximum.accumulate(marker)
+    burst_side = np.where(in_burst & (last > 0), np.append(0, direction)[last], 0)
+    return in_burst, burst_side
+
+
+def _seed_sequence(name: str, seed: Any) -> np.random.SeedSequence:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}; pass e.g. seed=0")
+    words = np.frombuffer(hashlib.sha256(name.encode("ascii")).digest(), dtype="<u4")
+    return np.random.SeedSequence([int(seed), *(int(w) for w in words)])
+
+
+def _check_count(n_trades: Any) -> int:
+    if isinstance(n_trades, bool) or not isinstance(n_trades, (int, np.integer)) or n_trades < 1:
+        raise ConfigError(
+            f"n_trades must be a positive integer, got {n_trades!r}; pass e.g. n_trades=10_000"
+        )
+    return int(n_trades)
+
+
+def _start_ns(start: Any) -> int:
+    try:
+        ts = pd.Timestamp(start)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"start={start!r} is not a time; pass an ISO-8601 string such as "
+            "'2024-01-01T00:00:00Z' or a pandas.Timestamp"
+        ) from exc
+    if ts is pd.NaT:
+        raise ConfigError(f"start={start!r} is not a time; pass e.g. '2024-01-01T00:00:00Z'")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.as_unit("ns").value)
