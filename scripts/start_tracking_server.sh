@@ -9,8 +9,13 @@
 #   --mlflow-only  do not touch PostgreSQL: (re)start only mlflow against the PostgreSQL
 #                  already running for STATE_DIR (after the mlflow server was killed).
 #
-# Idempotent: when mlflow is already healthy for STATE_DIR it only prints the env file.
-# Stale pid files and leftovers of a killed mlflow process group are cleaned up first.
+# Idempotent: when mlflow is already healthy for STATE_DIR it only prints the env file
+# (an explicit, different PORT restarts mlflow on that port). Stale pid files (pids dead or
+# reused) and leftovers of a killed mlflow process group are cleaned up first.
+# To simulate a server crash, kill the whole group: `kill -9 -- -$TR_MLFLOW_PID`
+# (os.killpg); killing only TR_MLFLOW_PID (the `mlflow server` CLI) leaves its uvicorn child
+# serving. Then `start_tracking_server.sh --mlflow-only STATE_DIR` brings it back on the same
+# port with the same database and artifacts.
 # Finishes by printing STATE_DIR/env (KEY=value lines, unquoted, shell-sourceable):
 #   MLFLOW_TRACKING_URI=http://127.0.0.1:PORT   TR_MLFLOW_PORT   TR_MLFLOW_PID (also its pgid)
 #   TR_PG_URI=postgresql+psycopg2://mlflow@127.0.0.1:PGPORT/mlflow   TR_PG_PORT   TR_PG_DATADIR
@@ -22,10 +27,12 @@
 #   TR_PG_BIN    PostgreSQL bin dir; default: newest /usr/lib/postgresql/*/bin.
 #   TR_PG_PORT   PostgreSQL port; default: the one used last time if free, else a free port.
 #   TR_START_TIMEOUT  seconds to wait for /health (default 60).
-#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  default false here (no huey job runner processes).
+#   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  default false here (true adds a job runner + 7 huey
+#                consumers, ~1 GB RSS, and leaves a /dev/shm/tmp* dir behind even on a clean stop).
+#   MLFLOW_DISABLE_TELEMETRY  default true here.
 #
 # Layout: STATE_DIR/{env, lock, artifacts/, mlflow.log, mlflow.pid, mlflow.port,
-#                    pg/{data/, run/ (unix socket), postgresql.log, port}}
+#                    pg/{data/, run/ (unix socket; none if the path is too long for one), postgresql.log, port}}
 # As root, PostgreSQL runs as the `postgres` OS user (it refuses root); STATE_DIR/pg is
 # chowned to it, and STATE_DIR's ancestors get o+x (traverse only) when postgres cannot reach it.
 set -euo pipefail
@@ -41,7 +48,7 @@ args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --mlflow-only) mlflow_only=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     --) shift; args+=("$@"); break ;;
     -*) die "unknown option: $1" ;;
     *) args+=("$1") ;;
