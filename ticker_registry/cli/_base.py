@@ -41,6 +41,10 @@ class _Group(click.Group):
             raise
         except OSError as exc:
             raise CliError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except Exception as exc:  # a bug: still one line, the traceback only with -vv
+            logging.getLogger("ticker_registry.cli").debug("unexpected error", exc_info=True)
+            raise CliError(f"unexpected {type(exc).__name__}: {exc}; run with -vv for the "
+                           "traceback and please report it") from None
 
 
 class Context:
@@ -99,6 +103,8 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # MLflow logs INFO chatter (schema validation, DB migrations) on its own handler.
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     ctx.obj = Context(tracking_uri, config_path, models_dir, quiet)
 
 
