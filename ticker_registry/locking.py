@@ -7,28 +7,73 @@ MLflow offers no compare-and-set, so writes to one ticker are serialised:
   and processes on this machine;
 - on any other store (a shared server), with a lock *registered model*
   ``_lock.<model name>``: creating a registered model is atomic (the name is
-  unique), so exactly one writer holds it. Its ``acquired_at`` tag lets a lock
-  left by a crashed process be broken after ``STALE_AFTER`` seconds.
+  unique), so exactly one writer holds it. Its ``owner`` tag (host, pid,
+  thread, random token) and ``acquired_at`` tag let a lock left behind be
+  broken: at once when its owner was this process (a release lost to an
+  unreachable server) or a dead process on this host, after ``STALE_AFTER``
+  seconds otherwise. A lock whose creation was answered by a lost response
+  and re-sent by MLflow's HTTP retries is recognised as ours by its token.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import random
+import socket
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .exceptions import RegistryError
+from .exceptions import ModelNotFoundError, RegistryError
 
 if TYPE_CHECKING:
     from .registry import TickerRegistry
 
-__all__ = ["LOCK_PREFIX", "STALE_AFTER", "TickerLock"]
+__all__ = ["LOCK_PREFIX", "STALE_AFTER", "TickerLock", "store_init_lock"]
 
 LOCK_PREFIX = "_lock."
 STALE_AFTER = 60.0
+
+log = logging.getLogger(__name__)
+
+
+
+def _host_identity() -> str:
+    """This host's pid space: host name, boot id and pid namespace (pids mean the same in it)."""
+    parts = [socket.gethostname()]
+    for path, reader in (("/proc/sys/kernel/random/boot_id", Path.read_text),
+                         ("/proc/self/ns/pid", lambda p: os.readlink(p))):
+        try:
+            parts.append(str(reader(Path(path))).strip()[:36])
+        except OSError:
+            parts.append("?")
+    return "/".join(parts).replace(":", "_")
+
+
+_HOST = _host_identity()
+#: Owner tokens of the remote locks this process holds right now.
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
+
+
+@contextmanager
+def store_init_lock(sqlite_uri: str) -> Iterator[None]:
+    """Exclusive lock beside a SQLite store, held while MLflow creates or migrates it."""
+    db = Path(sqlite_uri.removeprefix("sqlite:///"))
+    folder = db.parent / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "_store_init.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class TickerLock:
@@ -39,6 +84,7 @@ class TickerLock:
         self.name = name
         self.timeout = timeout
         self._file: IO[Any] | None = None
+        self._token: str | None = None
 
     def __enter__(self) -> TickerLock:
         if self.registry.is_local:
@@ -65,40 +111,107 @@ class TickerLock:
         return f"{LOCK_PREFIX}{self.name}"
 
     def _acquire_remote(self) -> None:
-        reg = self.registry
         deadline = time.monotonic() + self.timeout
+        self._token = f"{_HOST}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:12]}"
+        # registered before the create, so no other thread of ours takes it for abandoned
+        with _HELD_LOCK:
+            _HELD.add(self._token)
+        try:
+            self._acquire_loop(deadline)
+        except BaseException:
+            with _HELD_LOCK:
+                _HELD.discard(self._token)
+            self._token = None
+            raise
+
+    def _acquire_loop(self, deadline: float) -> None:
+        reg = self.registry
         delay = 0.02
         while True:
             try:
                 reg._call(reg.client.create_registered_model, self._lock_name,
-                          tags={"acquired_at": repr(time.time()), "owner": f"{os.getpid()}"},
+                          tags={"acquired_at": repr(time.time()), "owner": str(self._token)},
                           description="transient write lock of ticker-registry; "
                                       f"safe to delete when older than {STALE_AFTER:.0f} s")
-                return
+                break
             except RegistryError as exc:
                 if not getattr(exc, "already_exists", False):
                     raise
-            self._break_if_stale()
-            if time.monotonic() > deadline:
+            holder = self._holder()
+            if holder is not None and holder[0] == self._token:
+                break  # our create went through but its response was lost, then was re-sent
+            if holder is not None and self._abandoned(*holder):
+                self._delete_if_owned_by(holder[0])
+            elif time.monotonic() > deadline:
                 raise RegistryError(f"timed out after {self.timeout:.0f} s waiting for the write "
                                     f"lock of {self.name}; if no other writer is running, delete "
                                     f"the registered model {self._lock_name!r}")
             time.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, 0.5)
 
-    def _break_if_stale(self) -> None:
+    def _holder(self) -> tuple[str, float] | None:
+        """``(owner token, acquired_at)`` of the lock model, or None if it is gone or unreadable."""
         reg = self.registry
         try:
             rm = reg._call(reg.client.get_registered_model, self._lock_name)
-            acquired = float((rm.tags or {}).get("acquired_at", "0"))
+            tags = rm.tags or {}
+            return str(tags.get("owner", "")), float(tags.get("acquired_at", "0"))
         except (RegistryError, ValueError):
-            return
-        if time.time() - acquired > STALE_AFTER:
-            self._release_remote()
+            return None
 
-    def _release_remote(self) -> None:
+    @staticmethod
+    def _abandoned(owner: str, acquired: float) -> bool:
+        """True when the lock's holder cannot be running any more.
+
+        Older than ``STALE_AFTER``; or taken by this very process but not held by any
+        live ``TickerLock`` in it (its release failed, e.g. while the server was down);
+        or taken on this host by a process that no longer exists.
+        """
+        if time.time() - acquired > STALE_AFTER:
+            return True
+        host, _, rest = owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != _HOST or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        if pid == os.getpid():
+            with _HELD_LOCK:
+                return owner not in _HELD
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _delete_if_owned_by(self, owner: str) -> None:
+        """Delete the lock model if ``owner`` still holds it (re-read first: narrows the race)."""
+        holder = self._holder()
+        if holder is None or holder[0] != owner:
+            return
         reg = self.registry
         try:
             reg._call(reg.client.delete_registered_model, self._lock_name)
         except RegistryError:
             pass
+
+    def _release_remote(self) -> None:
+        token = self._token
+        if token is None:
+            return
+        with _HELD_LOCK:
+            _HELD.discard(token)
+        self._token = None
+        holder = self._holder()
+        if holder is not None and holder[0] != token:
+            log.warning("the write lock of %s was taken over by %s while held (older than "
+                        "%.0f s?); leaving it alone", self.name, holder[0], STALE_AFTER)
+            return
+        reg = self.registry
+        try:
+            reg._call(reg.client.delete_registered_model, self._lock_name)
+        except ModelNotFoundError:
+            pass
+        except RegistryError as exc:  # unreachable server: broken later as abandoned or stale
+            log.warning("could not release the write lock of %s: %s", self.name, exc)

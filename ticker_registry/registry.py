@@ -35,7 +35,7 @@ from .exceptions import (
     RegistryError,
     RollbackError,
 )
-from .locking import TickerLock
+from .locking import TickerLock, store_init_lock
 from .model import OrderFlowModel, package_versions
 from .promotion import head_skill, skill_score
 from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
@@ -122,8 +122,18 @@ class TickerRegistry:
                 path = self.tracking_uri.removeprefix("sqlite:///")
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             with translate_errors(self.tracking_uri):
-                self._client = MlflowClient(tracking_uri=self.tracking_uri,
-                                            registry_uri=self.tracking_uri)
+                if self.is_local:
+                    # MLflow creates/migrates the schema on first use; two processes doing it
+                    # at once on a new file fail ("duplicate column"), so serialise it.
+                    with store_init_lock(self.tracking_uri):
+                        client = MlflowClient(tracking_uri=self.tracking_uri,
+                                              registry_uri=self.tracking_uri)
+                        client.search_experiments(max_results=1)
+                        client.search_registered_models(max_results=1)
+                else:
+                    client = MlflowClient(tracking_uri=self.tracking_uri,
+                                          registry_uri=self.tracking_uri)
+                self._client = client
         return self._client
 
     def model_name(self, ticker: str) -> str:

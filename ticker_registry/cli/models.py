@@ -34,18 +34,24 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Folder with one or more files per ticker, named <TICKER>*.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Tickers trained in parallel worker processes.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Local worker processes, or a Dask cluster.")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Dask scheduler (default with --executor dask: a LocalCluster of --workers).")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @format_option
 @pass_context
 def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
-          trades: tuple[str, ...], trades_dir: str | None, workers: int,
-          files: tuple[str, ...], fmt: str) -> None:
+          trades: tuple[str, ...], trades_dir: str | None, workers: int, executor: str,
+          scheduler: str | None, files: tuple[str, ...], fmt: str) -> None:
     """Train, register and gate a version per ticker from trade files.
 
     \b
     Examples:
       ticker-registry train --ticker XRPETH --trades XRPETH-aggTrades-2019-10.zip
       ticker-registry train --tickers ETHUSDT,BTCUSDT --trades-dir data/ --workers 2
+      ticker-registry train --tickers ETHUSDT,BTCUSDT --trades-dir /shared/trades \\
+          --executor dask --scheduler tcp://10.0.0.5:8786
     """
     names = list(tickers) + _split(ticker_list)
     paths = list(trades) + list(files)
@@ -55,6 +61,8 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
         raise click.UsageError("use either --trades FILE or --trades-dir DIR, not both")
     if paths and len(names) > 1:
         raise click.UsageError("--trades FILE trains one ticker; use --trades-dir for several")
+    if scheduler and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
     if not paths and not trades_dir:
         raise click.UsageError("give the trades with --trades FILE or --trades-dir DIR")
     from ..tickers import normalize_ticker
@@ -74,7 +82,8 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
     from ..parallel import train_many
 
     with progress(jobs, label="training", length=len(jobs), quiet=ctx.quiet) as bar:
-        outcomes = train_many(manager, jobs, workers=workers, on_done=lambda _: None, bar=bar)
+        outcomes = train_many(manager, jobs, workers=workers, executor=executor,
+                              scheduler=scheduler, bar=bar)
     rows = outcomes
     for row in rows:
         metrics = row.pop("metrics")
