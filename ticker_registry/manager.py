@@ -452,6 +452,12 @@ class SyncTickerModelManager:
         return cleanup(self.registry, days=days, keep_last=keep_last,
                        ticker=self._ticker(ticker) if ticker else None, dry_run=dry_run)
 
+    def doctor(self, repair: bool = False) -> list[Any]:
+        """Inconsistencies in the registry and sample store (see :mod:`ticker_registry.doctor`)."""
+        from .doctor import diagnose
+
+        return diagnose(self, repair=repair)
+
     def close(self) -> None:
         """Finish scheduled retraining, stop the refresher, release the stores."""
         if self._executor is not None:

@@ -132,3 +132,24 @@ def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None, dry_run
     emit(rows, fmt, columns=["action", "ticker", "version", "reason"])
     if fmt == "table":
         click.echo(report.summary(), err=True)
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Apply the safe fixes and report each action.")
+@format_option
+@pass_context
+def doctor(ctx: Context, repair: bool, fmt: str) -> None:
+    """Find broken versions and aliases, orphan runs, stale batches and locks.
+
+    Exits 1 when problems remain (found without --repair, or not repairable).
+
+    \b
+    Example:
+      ticker-registry doctor --repair
+    """
+    findings = ctx.manager().doctor(repair=repair)
+    emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
+    open_ = [f for f in findings if not f.action]
+    if open_:
+        raise CliError(f"{len(open_)} problem(s) found; run `ticker-registry doctor --repair` "
+                       "to fix what can be fixed safely")

@@ -1,0 +1,184 @@
+"""Find (and, when asked, repair) inconsistencies left by crashes and manual edits.
+
+Checks, and what ``repair=True`` does about each:
+
+==========================  ===================================================  =========================================
+finding                     meaning                                              repair (only what is safe)
+==========================  ===================================================  =========================================
+``broken_version``          a version whose model artifacts are missing or do    tag it ``doctor.broken`` (never deleted:
+                            not load                                             its lineage and metrics stay readable)
+``broken_alias``            an alias on a broken (or vanished) version           move the alias to the newest loadable
+                                                                                 version that held it before (audit trail),
+                                                                                 else remove the alias
+``orphan_run``              a run of ours that never became a version (a crash   mark it FAILED and soft-delete it
+                            between creating the run and the version)            (``mlflow gc`` reclaims the space)
+``stale_batch``             a training batch claimed long ago and never          finished with the version registered under
+                            finished (a crash during training)                   its key if there is one, else failed, so
+                                                                                 its samples train again
+``stale_lock``              a leftover server lock model ``_lock.*``             delete it
+==========================  ===================================================  =========================================
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ModelFormatError, ModelNotFoundError, RegistryError
+from .locking import LOCK_PREFIX, STALE_AFTER
+from .model import OrderFlowModel
+
+if TYPE_CHECKING:
+    from .manager import SyncTickerModelManager
+
+__all__ = ["Finding", "diagnose"]
+
+#: Runs and batches younger than this are left alone: a training may still be running.
+GRACE_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    ticker: str
+    detail: str
+    action: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def diagnose(manager: SyncTickerModelManager, *, repair: bool = False,
+             grace_s: float = GRACE_S) -> list[Finding]:
+    """Every inconsistency found; with ``repair`` each safe fix is applied and reported."""
+    registry = manager.registry
+    findings: list[Finding] = []
+    broken: dict[tuple[str, int], str] = {}
+    version_runs: set[str] = set()
+    keys: dict[tuple[str, str], int] = {}
+    for info in registry.search_versions(f"name LIKE '{registry.config.namespace}.%'"):
+        if info.run_id:
+            version_runs.add(info.run_id)
+        keys[(info.ticker, info.tags.get("idempotency_key", ""))] = info.version
+        problem = _load_problem(registry, info)
+        if problem:
+            broken[(info.ticker, info.version)] = problem
+            action = ""
+            if info.tags.get("doctor.broken"):
+                action = "already tagged doctor.broken"
+            elif repair:
+                registry.set_version_tag(info.ticker, info.version, "doctor.broken", problem[:500])
+                action = "tagged doctor.broken"
+            findings.append(Finding("broken_version", info.ticker, f"v{info.version}: {problem}",
+                                    action))
+    for state in registry.search_models():
+        ticker = registry.ticker_of(state.name)
+        for alias, version in state.aliases.items():
+            if (ticker, version) not in broken:
+                continue
+            action = _repair_alias(manager, ticker, alias, version, broken) if repair else ""
+            findings.append(Finding("broken_alias", ticker, f"{alias} -> v{version} is broken",
+                                    action))
+    findings += _orphan_runs(registry, version_runs, repair, grace_s)
+    findings += _stale_batches(manager, keys, repair, grace_s)
+    findings += _stale_locks(registry, repair)
+    return findings
+
+
+def _load_problem(registry: Any, info: Any) -> str:
+    if info.status != "READY":
+        return f"status {info.status}"
+    try:
+        folder = registry.download_native(info)
+        OrderFlowModel.load(folder)
+    except (ModelFormatError, RegistryError, OSError) as exc:
+        # drop a half-downloaded cache entry so a later repair of the store is seen
+        shutil.rmtree(registry.models_dir / "cache" / info.name / str(info.version),
+                      ignore_errors=True)
+        return str(exc).splitlines()[0][:300]
+    return ""
+
+
+def _repair_alias(manager: Any, ticker: str, alias: str, version: int,
+                  broken: dict[tuple[str, int], str]) -> str:
+    registry = manager.registry
+    history = [e.to_version for e in registry.audit_trail(ticker)
+               if e.alias == alias and e.to_version is not None]
+    for candidate in reversed(history):
+        if candidate == version or (ticker, candidate) in broken:
+            continue
+        try:
+            registry.get_version(ticker, candidate)
+        except ModelNotFoundError:
+            continue
+        registry.promote(ticker, candidate, to=alias, expected=version, action="doctor",
+                         reason=f"doctor: v{version} is broken")
+        manager.cache.invalidate(ticker)
+        return f"moved {alias} to v{candidate}"
+    registry.client.delete_registered_model_alias(registry.model_name(ticker), alias)
+    manager.cache.invalidate(ticker)
+    return f"removed {alias} (no earlier loadable version)"
+
+
+def _orphan_runs(registry: Any, version_runs: set[str], repair: bool,
+                 grace_s: float) -> list[Finding]:
+    out = []
+    now_ms = time.time() * 1000
+    runs = registry._call(registry.client.search_runs, [registry.experiment_id],
+                          max_results=10_000)
+    for run in runs:
+        if run.info.run_id in version_runs:
+            continue
+        if now_ms - (run.info.start_time or 0) < grace_s * 1000:
+            continue
+        ticker = run.data.tags.get("ticker", "?")
+        action = ""
+        if repair:
+            registry._call(registry.client.set_terminated, run.info.run_id, "FAILED")
+            registry._call(registry.client.delete_run, run.info.run_id)
+            action = "marked FAILED and deleted (run `mlflow gc` to reclaim space)"
+        out.append(Finding("orphan_run", ticker, f"run {run.info.run_id} has no model version",
+                           action))
+    return out
+
+
+def _stale_batches(manager: Any, keys: dict[tuple[str, str], int], repair: bool,
+                   grace_s: float) -> list[Finding]:
+    out = []
+    for batch in manager.samples.stale_batches(grace_s):
+        ticker = batch["ticker"]
+        version = keys.get((ticker, batch["idempotency_key"]))
+        action = ""
+        if repair:
+            if version is not None:
+                manager.samples.finish_batch(batch["batch_id"], version)
+                action = f"finished: registered as v{version}"
+            else:
+                manager.samples.fail_batch(batch["batch_id"], "doctor: training never registered")
+                action = "failed: its samples will train again"
+        out.append(Finding("stale_batch", ticker,
+                           f"batch {batch['batch_id']} (samples <= {batch['max_sample_id']}) "
+                           "was claimed and never finished", action))
+    return out
+
+
+def _stale_locks(registry: Any, repair: bool) -> list[Finding]:
+    out = []
+    page = registry._call(registry.client.search_registered_models,
+                          f"name LIKE '{LOCK_PREFIX}%'", max_results=1000)
+    for rm in page:
+        try:
+            age = time.time() - float((rm.tags or {}).get("acquired_at", "0"))
+        except ValueError:
+            age = float("inf")
+        if age < STALE_AFTER:
+            continue
+        action = ""
+        if repair:
+            registry._call(registry.client.delete_registered_model, rm.name)
+            action = "deleted"
+        out.append(Finding("stale_lock", rm.name[len(LOCK_PREFIX):], f"{rm.name} is "
+                           f"{age:.0f} s old", action))
+    return out
