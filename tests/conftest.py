@@ -14,6 +14,9 @@ from ticker_registry.training import train_on_trades
 
 DATA = Path(__file__).parent / "data"
 
+# Fixtures of the PostgreSQL-backed mlflow server tests (tests/server_fixtures.py).
+pytest_plugins = ["server_fixtures"]
+
 #: A config small enough for fast tests: a 3-second horizon, few trees.
 QUICK = {
     "prediction_horizon": 0.05,

@@ -47,12 +47,11 @@ log = logging.getLogger(__name__)
 def _host_identity() -> str:
     """This host's pid space: host name, boot id and pid namespace (pids mean the same in it)."""
     parts = [socket.gethostname()]
-    for path, reader in (("/proc/sys/kernel/random/boot_id", Path.read_text),
-                         ("/proc/self/ns/pid", lambda p: os.readlink(p))):
-        try:
-            parts.append(str(reader(Path(path))).strip()[:36])
-        except OSError:
-            parts.append("?")
+    try:
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        parts.append("?")
     return "/".join(parts).replace(":", "_")
 
 
@@ -142,7 +141,7 @@ class TickerLock:
                 break  # our create went through but its response was lost, then was re-sent
             if holder is not None and self._abandoned(*holder):
                 self._delete_if_owned_by(holder[0])
-            elif time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise RegistryError(f"timed out after {self.timeout:.0f} s waiting for the write "
                                     f"lock of {self.name}; if no other writer is running, delete "
                                     f"the registered model {self._lock_name!r}")

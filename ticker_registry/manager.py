@@ -303,7 +303,9 @@ class SyncTickerModelManager:
                                                idempotency_key=result.idempotency_key,
                                                holdout=(result.X_valid, result.y_valid))
         decision = None
-        if created:
+        # A version found by its key but never gated was registered by an attempt that died
+        # before moving the alias: finish that attempt's work now.
+        if created or "gate.decision" not in info.tags:
             decision = self.registry.apply_gate(ticker, info.version, result.model,
                                                 result.X_valid, result.y_valid)
             if decision.promoted and self.cache.peek(ticker) is not None:

@@ -251,11 +251,32 @@ class TickerRegistry:
             found = self._call(self.client.search_model_versions,
                                f"name='{name}' and tags.idempotency_key='{key}'")
             if found:
-                return found[0]
+                return min(found, key=lambda mv: int(mv.version))
             return self.client.create_model_version(name, source, run_id, tags=tags,
                                                     description=description)
 
-        return with_retries(create, uri=self.tracking_uri)
+        return self._drop_duplicates(name, key, with_retries(create, uri=self.tracking_uri))
+
+    def _drop_duplicates(self, name: str, key: str, created: Any) -> Any:
+        """Keep the oldest version carrying ``key``; delete any other.
+
+        MLflow's HTTP client re-sends a POST whose response was lost
+        (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``), so one ``create_model_version``
+        against a server that died and came back can create two versions.
+        """
+        if self.is_local:
+            return created
+        found = self._call(self.client.search_model_versions,
+                           f"name='{name}' and tags.idempotency_key='{key}'")
+        if len(found) < 2:
+            return created
+        keep = min(found, key=lambda mv: int(mv.version))
+        for mv in found:
+            if mv.version != keep.version:
+                log.warning("deleting %s version %s: a duplicate of version %s (idempotency key "
+                            "%s) created by a re-sent request", name, mv.version, keep.version, key)
+                self._call(self.client.delete_model_version, name, str(mv.version))
+        return keep
 
     def _log_run(self, ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
                  key: str, holdout: tuple[pd.DataFrame, pd.DataFrame] | None) -> tuple[str, str]:

@@ -1,15 +1,29 @@
 """Error translation and bounded retries for registry calls.
 
 MLflow and SQLAlchemy errors are mapped onto our error tree at this boundary.
-Transient failures (connection refused or reset, HTTP 5xx and 429, SQLite
-"database is locked") are retried with exponential back-off and full jitter,
-for at most ``attempts`` tries and ``deadline`` seconds. Callers that create
-things must make the retried call idempotent (see ``TickerRegistry.register``).
+Transient failures are retried with exponential back-off and full jitter, for
+at most ``attempts`` tries and ``deadline`` seconds (default: env
+``TICKER_REGISTRY_RETRY_DEADLINE``, else 30 s); an attempt already running
+when the deadline passes is allowed to finish. Transient means:
+
+- the server cannot be reached or stopped answering: connection refused, reset
+  or dropped, timeouts (MLflow's REST client reports these as an
+  ``MlflowException`` wrapping a ``requests`` ``ConnectionError``);
+- HTTP 408, 429, 500, 502, 503, 504 (MLflow's client retries them itself
+  ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` times, then raises "too many 503 error
+  responses") and the error codes ``TEMPORARILY_UNAVAILABLE``,
+  ``REQUEST_LIMIT_EXCEEDED``, ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED``;
+- a database that is locked (SQLite) or unreachable / restarting (PostgreSQL).
+
+Callers that create things must make the retried call idempotent (see
+``TickerRegistry.register``).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,27 +31,84 @@ from typing import Any, TypeVar
 
 from .exceptions import ModelNotFoundError, RegistryError, RegistryUnavailableError
 
-__all__ = ["translate_errors", "with_retries"]
+__all__ = ["DEADLINE_ENV", "TransientRegistryError", "default_deadline", "translate_errors",
+           "with_retries"]
 
 T = TypeVar("T")
 
-_TRANSIENT_TEXT = ("database is locked", "connection refused", "connection reset",
-                   "max retries exceeded", "failed to establish", "timed out", "read timed out",
-                   "remote end closed", "connection aborted", "503", "502", "504", "429",
-                   "too many requests", "could not connect to server", "server closed the connection",
-                   "busy")
+#: Environment variable: the default retry deadline of :func:`with_retries`, in seconds.
+DEADLINE_ENV = "TICKER_REGISTRY_RETRY_DEADLINE"
+_DEFAULT_DEADLINE = 30.0
+
+_TRANSIENT_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED",
+                              "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# "too many 503 error responses" (urllib3 after MLflow's retries), "error code 503 != 200"
+_STATUS_RE = re.compile(r"(?:too many|error code|status(?: code)?:?) (\d{3})\b")
+# (text, short reason) in order of precedence; matched against the lower-cased message
+_TRANSIENT_TEXT = (
+    ("connection refused", "connection refused"),
+    ("failed to establish a new connection", "connection refused"),
+    ("name or service not known", "unknown host"),
+    ("temporary failure in name resolution", "unknown host"),
+    ("read timed out", "no answer within the timeout"),
+    ("connect timeout", "no answer within the timeout"),
+    ("timed out", "no answer within the timeout"),
+    ("remote end closed connection", "connection dropped"),
+    ("remotedisconnected", "connection dropped"),
+    ("connection aborted", "connection dropped"),
+    ("connection reset", "connection dropped"),
+    ("broken pipe", "connection dropped"),
+    ("database is locked", "database is locked"),
+    ("could not connect to server", "database unreachable"),
+    ("connection to server at", "database unreachable"),
+    ("server closed the connection unexpectedly", "database connection lost"),
+    ("terminating connection due to administrator command", "database restarting"),
+    ("the database system is starting up", "database restarting"),
+    ("the database system is shutting down", "database restarting"),
+)
 
 
 class TransientRegistryError(RegistryUnavailableError):
     """A failure worth retrying (marked so the retry loop can tell)."""
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _transient_reason(exc: BaseException) -> str | None:
+    """A short reason when ``exc`` (or what it wraps) is a transient failure, else None."""
+    import requests
+
+    for err in _chain(exc):
+        code = getattr(err, "error_code", None)
+        if code in _TRANSIENT_CODES:
+            return str(code).lower().replace("_", " ")
+        lowered = str(err).lower()
+        match = _STATUS_RE.search(lowered)
+        if match and int(match.group(1)) in _TRANSIENT_STATUS:
+            return f"HTTP {match.group(1)}"
+        for text, reason in _TRANSIENT_TEXT:
+            if text in lowered:
+                return reason
+        if isinstance(err, requests.exceptions.Timeout | TimeoutError):
+            return "no answer within the timeout"
+        if isinstance(err, requests.exceptions.ConnectionError | ConnectionError):
+            return "connection failed"
+    return None
+
+
 def _classify(exc: BaseException, uri: str) -> RegistryError:
     from mlflow.exceptions import MlflowException
 
-    text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    lowered = text.lower()
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
     if isinstance(exc, MlflowException):
         code = getattr(exc, "error_code", "")
         if code == "RESOURCE_DOES_NOT_EXIST":
@@ -46,9 +117,12 @@ def _classify(exc: BaseException, uri: str) -> RegistryError:
             error = RegistryError(first)
             error.already_exists = True  # type: ignore[attr-defined]
             return error
-    if any(t in lowered for t in _TRANSIENT_TEXT) or isinstance(exc, (ConnectionError, TimeoutError)):
-        return TransientRegistryError(f"cannot reach the model registry at {uri}: {first[:300]}; "
-                                      "check that the tracking server / database is up")
+    reason = _transient_reason(exc)
+    if reason is not None:
+        return TransientRegistryError(
+            f"cannot reach the model registry at {uri} ({reason}); check that the tracking "
+            "server and its database are up and that the URI is right (--tracking-uri / "
+            "MLFLOW_TRACKING_URI)")
     return RegistryError(f"registry error at {uri}: {first[:500]}")
 
 
@@ -62,15 +136,32 @@ def translate_errors(uri: str) -> Iterator[None]:
     except Exception as exc:
         from mlflow.exceptions import MlflowException
 
-        if isinstance(exc, (MlflowException, ConnectionError, TimeoutError, OSError)) or \
+        if isinstance(exc, MlflowException | ConnectionError | TimeoutError | OSError) or \
                 type(exc).__module__.split(".")[0] in ("sqlalchemy", "requests", "urllib3"):
             raise _classify(exc, uri) from exc
         raise
 
 
+def default_deadline() -> float:
+    """The retry deadline: env ``TICKER_REGISTRY_RETRY_DEADLINE`` (seconds), else 30."""
+    raw = os.environ.get(DEADLINE_ENV, "").strip()
+    if not raw:
+        return _DEFAULT_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RegistryError(f"{DEADLINE_ENV} must be a number of seconds, got {raw!r}") from None
+    return max(0.0, value)
+
+
 def with_retries(fn: Callable[..., T], *args: Any, uri: str, attempts: int = 6,
-                 deadline: float = 30.0, base_delay: float = 0.05, **kwargs: Any) -> T:
-    """Call ``fn`` and retry transient registry failures with jittered back-off."""
+                 deadline: float | None = None, base_delay: float = 0.05, **kwargs: Any) -> T:
+    """Call ``fn`` and retry transient registry failures with jittered back-off.
+
+    No new attempt starts once ``deadline`` seconds (default :func:`default_deadline`)
+    have passed; the last transient error is raised.
+    """
+    limit = default_deadline() if deadline is None else deadline
     start = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
@@ -78,8 +169,8 @@ def with_retries(fn: Callable[..., T], *args: Any, uri: str, attempts: int = 6,
                 return fn(*args, **kwargs)
         except TransientRegistryError:
             elapsed = time.monotonic() - start
-            if attempt == attempts or elapsed >= deadline:
+            if attempt == attempts or elapsed >= limit:
                 raise
             delay = random.uniform(0, min(2.0, base_delay * 2 ** attempt))
-            time.sleep(min(delay, max(0.0, deadline - elapsed)))
+            time.sleep(min(delay, max(0.0, limit - elapsed)))
     raise AssertionError("unreachable")

@@ -42,14 +42,20 @@ from .tickers import normalize_ticker
 
 __all__ = ["PROFILES", "TickerProfile", "generate_trades", "profile_for"]
 
-_REGIME_SECONDS = 360.0  # mean length of a flow regime
-_REGIME_IMBALANCE_STD = 0.45  # spread of regime buy/sell lean (-1..1)
+_REGIME_SECONDS = 900.0  # mean length of a flow regime
+_BALANCED_SHARE = 1 / 3  # share of balanced regimes; the others lean one way
+_DIRECTIONAL_LEAN = 0.65  # typical |buy/sell lean| (-1..1) of a directional regime
+_LEAN_STD = 0.12  # spread of a regime's lean around 0 or +-_DIRECTIONAL_LEAN
+_MEAN_ABS_IMBALANCE = (1 - _BALANCED_SHARE) * _DIRECTIONAL_LEAN + _BALANCED_SHARE * _LEAN_STD * 0.8
+_ACTIVITY_SIGMA = 0.6  # lognormal spread of regime activity
+_ACTIVITY_TREND = 1.0  # extra activity per unit of |lean|
+_SCALE_SIGMA = 0.3  # lognormal spread of regime trade sizes
+_SIZE_TREND = 0.5  # extra trade size per unit of |lean|
 _BURST_TRADES = 40.0  # mean trades per burst
 _BURST_RATE = 10.0  # arrival-rate multiplier inside a burst
 _BURST_LARGE = 10.0  # large-order probability multiplier inside a burst
+_BURST_DEPTH = 3.0  # book depth multiplier inside a burst (liquidity refills)
 _BURST_ONE_SIDED = 0.85  # chance a fresh side in a burst follows the burst's direction
-_FLOW_WINDOW = 20  # trades whose signed flow sets the drift
-_ACTIVITY_SIGMA = 0.5  # lognormal spread of regime activity
 
 
 @dataclass(frozen=True)
@@ -130,19 +136,19 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
     {
         "ETHUSDT": TickerProfile(
-            base_price=1600.0, volatility=1.5, trades_per_second=5.0, mean_notional=800.0,
-            notional_sigma=1.1, large_order_prob=0.01, large_order_multiplier=15.0,
-            burst_prob=0.002, flow_persistence=0.6, impact_bps=0.08,
+            base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=600.0,
+            notional_sigma=1.3, large_order_prob=0.01, large_order_multiplier=12.0,
+            burst_prob=0.002, flow_persistence=0.25, impact_bps=0.7,
         ),
         "BTCUSDT": TickerProfile(
-            base_price=23000.0, volatility=0.8, trades_per_second=10.0, mean_notional=3000.0,
-            notional_sigma=1.2, large_order_prob=0.008, large_order_multiplier=20.0,
-            burst_prob=0.0015, flow_persistence=0.65, impact_bps=0.03,
+            base_price=23000.0, volatility=0.3, trades_per_second=0.45, mean_notional=1500.0,
+            notional_sigma=1.5, large_order_prob=0.008, large_order_multiplier=15.0,
+            burst_prob=0.0015, flow_persistence=0.3, impact_bps=0.3,
         ),
         "ADAUSDT": TickerProfile(
-            base_price=0.35, volatility=4.0, trades_per_second=2.0, mean_notional=150.0,
-            notional_sigma=1.0, large_order_prob=0.015, large_order_multiplier=12.0,
-            burst_prob=0.006, flow_persistence=0.55, impact_bps=0.2,
+            base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=120.0,
+            notional_sigma=1.1, large_order_prob=0.015, large_order_multiplier=12.0,
+            burst_prob=0.004, flow_persistence=0.2, impact_bps=2.0,
         ),
     }
 )
@@ -220,7 +226,7 @@ def generate_trades(
     rng = np.random.default_rng(_seed_sequence(name, seed))
     start_ns = _start_ns(start)
 
-    regime, imbalance, activity = _regimes(rng, n, p)
+    regime, imbalance, activity, scale = _regimes(rng, n, p)
     in_burst, burst_side = _bursts(rng, n, p, imbalance[regime])
 
     lean = np.where(in_burst, burst_side * (2 * _BURST_ONE_SIDED - 1), imbalance[regime])
@@ -233,14 +239,16 @@ def generate_trades(
     large_prob = np.minimum(np.where(in_burst, p.large_order_prob * _BURST_LARGE, p.large_order_prob), 0.5)
     size = np.exp(p.notional_sigma * rng.standard_normal(n) - p.notional_sigma**2 / 2)
     size *= np.where(rng.random(n) < large_prob, p.large_order_multiplier, 1.0)
+    size *= scale[regime]
     size /= 1.0 + large_prob.mean() * (p.large_order_multiplier - 1.0)  # mean notional stays put
 
-    signed = side * size  # signed notional in units of mean_notional
-    window = np.concatenate(([0.0], np.cumsum(signed)))
-    lo = np.maximum(np.arange(n) - _FLOW_WINDOW, 0)
-    recent = (window[np.arange(n)] - window[lo]) / _FLOW_WINDOW  # flow of the previous trades
+    # Square-root impact of every trade plus noise, so the price drifts with the regime's
+    # flow. Busy regimes have deeper books: impact per trade falls as 1/activity and noise
+    # as 1/sqrt(activity), so drift and volatility per second do not depend on activity.
+    depth = activity[regime] * np.where(in_burst, _BURST_DEPTH, 1.0)
     log_return = 1e-4 * (
-        p.volatility * rng.standard_normal(n) + p.impact_bps * (signed + recent)
+        p.volatility * rng.standard_normal(n) / np.sqrt(depth)
+        + p.impact_bps * side * np.sqrt(size) / depth
     )
     log_return[0] = 0.0
     decimals = 5 - math.floor(math.log10(p.base_price))  # ~5 significant digits
@@ -266,18 +274,35 @@ def generate_trades(
 
 def _regimes(
     rng: np.random.Generator, n: int, p: TickerProfile
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Regime index of every trade, and each regime's imbalance and activity."""
-    mean_len = max(50.0, p.trades_per_second * _REGIME_SECONDS)
-    count = int(n / mean_len * 2) + 8
-    lengths = rng.geometric(1.0 / mean_len, count)
-    while lengths.sum() < n:  # rare: draw more regimes (deterministic given rng)
-        lengths = np.concatenate([lengths, rng.geometric(1.0 / mean_len, count)])
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Regime index of every trade, and each regime's imbalance, activity and size scale."""
+    mean_trades = max(20.0, p.trades_per_second * _REGIME_SECONDS)
+    count = int(n / mean_trades * 2) + 8
+    parts: list[tuple[np.ndarray, ...]] = []
+    total = 0
+    while total < n:  # rarely more than one round (deterministic given rng)
+        # A regime is balanced (lean near 0) or directional (|lean| near _DIRECTIONAL_LEAN).
+        directional = rng.random(count) >= _BALANCED_SHARE
+        sign = np.where(rng.random(count) < 0.5, -1.0, 1.0)
+        spread = rng.standard_normal(count)
+        imbalance = np.where(
+            directional,
+            sign * np.clip(_DIRECTIONAL_LEAN + _LEAN_STD * spread, 0.3, 0.9),
+            np.clip(_LEAN_STD * spread, -0.3, 0.3),
+        )
+        # Directional regimes are busier and trade bigger; the normalisers keep the
+        # mean arrival rate at trades_per_second and the mean notional at mean_notional.
+        busy = (1.0 + _ACTIVITY_TREND * np.abs(imbalance)) / (1.0 + _ACTIVITY_TREND * _MEAN_ABS_IMBALANCE)
+        activity = busy * np.exp(_ACTIVITY_SIGMA * rng.standard_normal(count) - _ACTIVITY_SIGMA**2 / 2)
+        big = (1.0 + _SIZE_TREND * np.abs(imbalance)) / (1.0 + _SIZE_TREND * _MEAN_ABS_IMBALANCE)
+        scale = big * np.exp(_SCALE_SIGMA * rng.standard_normal(count) - _SCALE_SIGMA**2 / 2)
+        seconds = rng.exponential(_REGIME_SECONDS, count)
+        lengths = 1 + rng.poisson(seconds * p.trades_per_second * activity)
+        parts.append((lengths, imbalance, activity, scale))
+        total += int(lengths.sum())
+    lengths, imbalance, activity, scale = (np.concatenate(x) for x in zip(*parts))
     regime = np.repeat(np.arange(lengths.size), lengths)[:n]
-    imbalance = np.clip(_REGIME_IMBALANCE_STD * rng.standard_normal(lengths.size), -0.9, 0.9)
-    # +sigma^2/2 makes the mean inter-arrival time, E[1/activity], equal to 1.
-    activity = np.exp(_ACTIVITY_SIGMA * rng.standard_normal(lengths.size) + _ACTIVITY_SIGMA**2 / 2)
-    return regime, imbalance, activity
+    return regime, imbalance, activity, scale
 
 
 def _bursts(

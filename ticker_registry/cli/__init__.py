@@ -6,7 +6,7 @@ module adds one family of commands.
 
 from __future__ import annotations
 
-from . import models, operations, run  # noqa: F401  (registers the commands)
+from . import models, operations, report, run  # noqa: F401  (registers the commands)
 from ._base import cli, main
 
 __all__ = ["cli", "main"]
