@@ -108,7 +108,18 @@ def _spec(config: Config | FeatureSpec) -> FeatureSpec:
 
 # --------------------------------------------------------------------------- kernels
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
-    """Sum over each length-``n`` window, accumulated left to right (exact order)."""
+    """Sum over each length-``n`` window, accumulated left to right (exact order).
+
+    Both branches add the same float64 values in the same order, so a live
+    window (one row) gets bit-for-bit the batch result; the one-row branch
+    only avoids numpy's per-call overhead on the hot path.
+    """
+    if len(x) == n:
+        values = x.tolist()
+        acc = values[0]
+        for v in values[1:]:
+            acc += v
+        return np.array([acc])
     w = sliding_window_view(x, n)
     acc = w[:, 0].copy()
     for j in range(1, n):

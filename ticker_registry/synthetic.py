@@ -49,8 +49,8 @@ _LEAN_STD = 0.12  # spread of a regime's lean around 0 or +-_DIRECTIONAL_LEAN
 _MEAN_ABS_IMBALANCE = (1 - _BALANCED_SHARE) * _DIRECTIONAL_LEAN + _BALANCED_SHARE * _LEAN_STD * 0.8
 _ACTIVITY_SIGMA = 0.6  # lognormal spread of regime activity
 _ACTIVITY_TREND = 1.0  # extra activity per unit of |lean|
-_SCALE_SIGMA = 0.3  # lognormal spread of regime trade sizes
-_SIZE_TREND = 0.5  # extra trade size per unit of |lean|
+_SCALE_SIGMA = 0.15  # lognormal spread of regime trade sizes
+_SIZE_TREND = 0.0  # extra trade size per unit of |lean|
 _BURST_TRADES = 40.0  # mean trades per burst
 _BURST_RATE = 10.0  # arrival-rate multiplier inside a burst
 _BURST_LARGE = 10.0  # large-order probability multiplier inside a burst
@@ -138,17 +138,17 @@ PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
         "ETHUSDT": TickerProfile(
             base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=600.0,
             notional_sigma=1.3, large_order_prob=0.01, large_order_multiplier=12.0,
-            burst_prob=0.002, flow_persistence=0.25, impact_bps=0.7,
+            burst_prob=0.002, flow_persistence=0.2, impact_bps=0.7,
         ),
         "BTCUSDT": TickerProfile(
             base_price=23000.0, volatility=0.3, trades_per_second=0.45, mean_notional=1500.0,
             notional_sigma=1.5, large_order_prob=0.008, large_order_multiplier=15.0,
-            burst_prob=0.0015, flow_persistence=0.3, impact_bps=0.3,
+            burst_prob=0.0015, flow_persistence=0.25, impact_bps=0.3,
         ),
         "ADAUSDT": TickerProfile(
             base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=120.0,
             notional_sigma=1.1, large_order_prob=0.015, large_order_multiplier=12.0,
-            burst_prob=0.004, flow_persistence=0.2, impact_bps=2.0,
+            burst_prob=0.004, flow_persistence=0.15, impact_bps=2.0,
         ),
     }
 )
