@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 LEASE_TTL_S = 900.0
 #: Live figures are logged to MLflow every this many labelled samples.
 LIVE_LOG_EVERY = 100
+#: After a failed retrain (e.g. the registry is down) wait this long before the next attempt.
+RETRY_BACKOFF_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class SyncTickerModelManager:
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future[Any]] = {}
         self._inflight_lock = threading.Lock()
+        self._retry_after: dict[str, float] = {}
         self._names: dict[str, str] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -244,6 +247,8 @@ class SyncTickerModelManager:
             running = self._inflight.get(ticker)
             if running is not None and not running.done():
                 return
+            if time.monotonic() < self._retry_after.get(ticker, 0.0):
+                return
             if not self._retrain_due(ticker, entry):
                 return
             if self._executor is None:
@@ -259,9 +264,11 @@ class SyncTickerModelManager:
                 outcome = self.retrain(ticker) or outcome
             return outcome
         except TickerRegistryError as exc:
-            log.warning("retraining %s failed, samples kept for the next attempt: %s", ticker, exc)
+            log.warning("retraining %s failed, samples kept for the next attempt in %.0f s: %s",
+                        ticker, RETRY_BACKOFF_S, exc)
         except Exception:
             log.exception("retraining %s failed, samples kept for the next attempt", ticker)
+        self._retry_after[ticker] = time.monotonic() + RETRY_BACKOFF_S
         return None
 
     def retrain(self, ticker: str) -> TrainOutcome | None:

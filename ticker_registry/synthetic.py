@@ -43,14 +43,18 @@ from .tickers import normalize_ticker
 __all__ = ["PROFILES", "TickerProfile", "generate_trades", "profile_for"]
 
 _REGIME_SECONDS = 900.0  # mean length of a flow regime
+_REGIME_SHAPE = 4.0  # gamma shape of regime lengths (1 would be exponential)
 _BALANCED_SHARE = 1 / 3  # share of balanced regimes; the others lean one way
-_DIRECTIONAL_LEAN = 0.65  # typical |buy/sell lean| (-1..1) of a directional regime
+_DIRECTIONAL_LEAN = 0.7  # typical |buy/sell lean| (-1..1) of a directional regime
 _LEAN_STD = 0.12  # spread of a regime's lean around 0 or +-_DIRECTIONAL_LEAN
 _MEAN_ABS_IMBALANCE = (1 - _BALANCED_SHARE) * _DIRECTIONAL_LEAN + _BALANCED_SHARE * _LEAN_STD * 0.8
-_ACTIVITY_SIGMA = 0.6  # lognormal spread of regime activity
+_ACTIVITY_SIGMA = 0.3  # lognormal spread of regime activity
 _ACTIVITY_TREND = 1.0  # extra activity per unit of |lean|
-_SCALE_SIGMA = 0.15  # lognormal spread of regime trade sizes
+_SCALE_SIGMA = 0.0  # lognormal spread of regime trade sizes
 _SIZE_TREND = 0.0  # extra trade size per unit of |lean|
+_MICRO_TRADES = 40  # memory, in trades, of the trade-level activity and size levels
+_MICRO_RATE_SIGMA = 0.6  # lognormal spread of the trade-level activity
+_SIZE_CLUSTER = 0.4  # share of the log-size variance clustered over neighbouring trades
 _BURST_TRADES = 40.0  # mean trades per burst
 _BURST_RATE = 10.0  # arrival-rate multiplier inside a burst
 _BURST_LARGE = 10.0  # large-order probability multiplier inside a burst
@@ -138,17 +142,17 @@ PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
         "ETHUSDT": TickerProfile(
             base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=600.0,
             notional_sigma=1.3, large_order_prob=0.01, large_order_multiplier=12.0,
-            burst_prob=0.002, flow_persistence=0.2, impact_bps=0.7,
+            burst_prob=0.002, flow_persistence=0.15, impact_bps=0.7,
         ),
         "BTCUSDT": TickerProfile(
-            base_price=23000.0, volatility=0.3, trades_per_second=0.45, mean_notional=1500.0,
+            base_price=23000.0, volatility=0.3, trades_per_second=0.35, mean_notional=1500.0,
             notional_sigma=1.5, large_order_prob=0.008, large_order_multiplier=15.0,
-            burst_prob=0.0015, flow_persistence=0.25, impact_bps=0.3,
+            burst_prob=0.0015, flow_persistence=0.2, impact_bps=0.3,
         ),
         "ADAUSDT": TickerProfile(
             base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=120.0,
             notional_sigma=1.1, large_order_prob=0.015, large_order_multiplier=12.0,
-            burst_prob=0.004, flow_persistence=0.15, impact_bps=2.0,
+            burst_prob=0.004, flow_persistence=0.1, impact_bps=2.0,
         ),
     }
 )
@@ -237,7 +241,10 @@ def generate_trades(
     side = fresh[source]
 
     large_prob = np.minimum(np.where(in_burst, p.large_order_prob * _BURST_LARGE, p.large_order_prob), 0.5)
-    size = np.exp(p.notional_sigma * rng.standard_normal(n) - p.notional_sigma**2 / 2)
+    # Part of the log-size spread is clustered over neighbouring trades (split orders).
+    clustered = math.sqrt(_SIZE_CLUSTER) * _smooth_noise(rng, n, _MICRO_TRADES)
+    log_size = math.sqrt(1.0 - _SIZE_CLUSTER) * rng.standard_normal(n) + clustered
+    size = np.exp(p.notional_sigma * log_size - p.notional_sigma**2 / 2)
     size *= np.where(rng.random(n) < large_prob, p.large_order_multiplier, 1.0)
     size *= scale[regime]
     size /= 1.0 + large_prob.mean() * (p.large_order_multiplier - 1.0)  # mean notional stays put
@@ -256,7 +263,9 @@ def generate_trades(
     price = np.maximum(price, 10.0**-decimals)
     quantity = np.maximum(np.round(size * p.mean_notional / price, 8), 1e-8)
 
-    rate = p.trades_per_second * activity[regime] * np.where(in_burst, _BURST_RATE, 1.0)
+    # Activity also wanders from trade to trade; +sigma^2/2 keeps the mean gap at 1/rate.
+    micro = np.exp(_MICRO_RATE_SIGMA * _smooth_noise(rng, n, _MICRO_TRADES) + _MICRO_RATE_SIGMA**2 / 2)
+    rate = p.trades_per_second * activity[regime] * micro * np.where(in_burst, _BURST_RATE, 1.0)
     seconds = np.cumsum(rng.exponential(1.0, n) / rate)
     ts_ns = start_ns + np.round(seconds * 1e3).astype(np.int64) * 1_000_000
 
@@ -296,13 +305,19 @@ def _regimes(
         activity = busy * np.exp(_ACTIVITY_SIGMA * rng.standard_normal(count) - _ACTIVITY_SIGMA**2 / 2)
         big = (1.0 + _SIZE_TREND * np.abs(imbalance)) / (1.0 + _SIZE_TREND * _MEAN_ABS_IMBALANCE)
         scale = big * np.exp(_SCALE_SIGMA * rng.standard_normal(count) - _SCALE_SIGMA**2 / 2)
-        seconds = rng.exponential(_REGIME_SECONDS, count)
+        seconds = rng.gamma(_REGIME_SHAPE, _REGIME_SECONDS / _REGIME_SHAPE, count)
         lengths = 1 + rng.poisson(seconds * p.trades_per_second * activity)
         parts.append((lengths, imbalance, activity, scale))
         total += int(lengths.sum())
     lengths, imbalance, activity, scale = (np.concatenate(x) for x in zip(*parts))
     regime = np.repeat(np.arange(lengths.size), lengths)[:n]
     return regime, imbalance, activity, scale
+
+
+def _smooth_noise(rng: np.random.Generator, n: int, memory: int) -> np.ndarray:
+    """Standard normal noise averaged over ``memory`` trades: a slowly wandering level."""
+    walk = np.concatenate(([0.0], np.cumsum(rng.standard_normal(n + memory - 1))))
+    return (walk[memory:] - walk[:-memory]) / math.sqrt(memory)
 
 
 def _bursts(
