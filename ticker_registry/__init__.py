@@ -35,6 +35,7 @@ from .data import read_trades
 from .manager import PreloadResult, SyncTickerModelManager, TickerModelManager, TrainOutcome
 from .model import OrderFlowModel
 from .registry import TickerRegistry
+from .report import write_report
 from .samples import SampleStore
 from .strategy import OrderFlowTradingStrategy
 from .synthetic import generate_trades
@@ -78,4 +79,5 @@ __all__ = [
     "load_config",
     "normalize_ticker",
     "read_trades",
+    "write_report",
 ]
