@@ -95,7 +95,7 @@ def _load_problem(registry: Any, info: Any) -> str:
         OrderFlowModel.load(folder)
     except (ModelFormatError, RegistryError, OSError) as exc:
         # drop a half-downloaded cache entry so a later repair of the store is seen
-        shutil.rmtree(registry.models_dir / "cache" / info.name / str(info.version),
+        shutil.rmtree(registry.models_dir / "cache" / info.name / f"{info.version}-{info.run_id}",
                       ignore_errors=True)
         return str(exc).splitlines()[0][:300]
     return ""

@@ -146,6 +146,10 @@ class TickerRegistry:
     def _lock(self, name: str) -> TickerLock:
         return TickerLock(self, name)
 
+    def lock(self, ticker: str) -> TickerLock:
+        """The write lock of ``ticker`` (used for registration and alias moves)."""
+        return TickerLock(self, self.model_name(ticker))
+
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return with_retries(fn, *args, uri=self.tracking_uri, **kwargs)
 
@@ -494,11 +498,13 @@ class TickerRegistry:
             return self.get_version(ticker, int(ref))
         name = self.model_name(ticker)
         try:
-            mv = self._call(self.client.get_model_version_by_alias, name, ref)
+            version = self._state(name).aliases.get(ref)
         except ModelNotFoundError:
+            version = None
+        if version is None:
             raise ModelNotFoundError(f"{normalize_ticker(ticker)} has no {ref!r} version; train "
-                                     "it or promote a version first") from None
-        return self._version_info(mv)
+                                     "it or promote a version first")
+        return _with_aliases(self.get_version(ticker, version), (ref,))
 
     def production_version(self, ticker: str) -> int | None:
         """The version number holding the production alias, or None."""
@@ -524,7 +530,8 @@ class TickerRegistry:
     def download_native(self, info: VersionInfo, cache_dir: Path | None = None) -> Path:
         """The local folder of a version's native model, downloaded into the cache once."""
         root = Path(cache_dir or self.models_dir / "cache")
-        target = root / info.name / str(info.version)
+        # Keyed by run too: a deleted and re-created registered model restarts at version 1.
+        target = root / info.name / f"{info.version}-{info.run_id}"
         if (target / "model.json").is_file():
             return target
         root.mkdir(parents=True, exist_ok=True)

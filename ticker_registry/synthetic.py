@@ -44,16 +44,17 @@ __all__ = ["PROFILES", "TickerProfile", "generate_trades", "profile_for"]
 
 _REGIME_SECONDS = 900.0  # mean length of a flow regime
 _REGIME_SHAPE = 4.0  # gamma shape of regime lengths (1 would be exponential)
-_BALANCED_SHARE = 1 / 3  # share of balanced regimes; the others lean one way
+_BALANCED_SHARE = 0.2  # share of balanced regimes; the others lean one way
 _DIRECTIONAL_LEAN = 0.7  # typical |buy/sell lean| (-1..1) of a directional regime
+_ALTERNATION = 0.75  # chance a directional regime reverses the previous one's direction
 _LEAN_STD = 0.12  # spread of a regime's lean around 0 or +-_DIRECTIONAL_LEAN
 _MEAN_ABS_IMBALANCE = (1 - _BALANCED_SHARE) * _DIRECTIONAL_LEAN + _BALANCED_SHARE * _LEAN_STD * 0.8
 _ACTIVITY_SIGMA = 0.3  # lognormal spread of regime activity
 _ACTIVITY_TREND = 1.0  # extra activity per unit of |lean|
 _SCALE_SIGMA = 0.0  # lognormal spread of regime trade sizes
 _SIZE_TREND = 0.0  # extra trade size per unit of |lean|
-_MICRO_TRADES = 40  # memory, in trades, of the trade-level activity and size levels
-_MICRO_RATE_SIGMA = 0.6  # lognormal spread of the trade-level activity
+_MICRO_TRADES = 60  # memory, in trades, of the trade-level activity and size levels
+_MICRO_RATE_SIGMA = 0.8  # lognormal spread of the trade-level activity
 _SIZE_CLUSTER = 0.4  # share of the log-size variance clustered over neighbouring trades
 _BURST_TRADES = 40.0  # mean trades per burst
 _BURST_RATE = 10.0  # arrival-rate multiplier inside a burst
@@ -140,18 +141,18 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
     {
         "ETHUSDT": TickerProfile(
-            base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=600.0,
-            notional_sigma=1.3, large_order_prob=0.01, large_order_multiplier=12.0,
+            base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=400.0,
+            notional_sigma=1.1, large_order_prob=0.01, large_order_multiplier=12.0,
             burst_prob=0.002, flow_persistence=0.15, impact_bps=0.7,
         ),
         "BTCUSDT": TickerProfile(
-            base_price=23000.0, volatility=0.3, trades_per_second=0.35, mean_notional=1500.0,
-            notional_sigma=1.5, large_order_prob=0.008, large_order_multiplier=15.0,
+            base_price=23000.0, volatility=0.3, trades_per_second=0.35, mean_notional=1000.0,
+            notional_sigma=1.2, large_order_prob=0.008, large_order_multiplier=15.0,
             burst_prob=0.0015, flow_persistence=0.2, impact_bps=0.3,
         ),
         "ADAUSDT": TickerProfile(
-            base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=120.0,
-            notional_sigma=1.1, large_order_prob=0.015, large_order_multiplier=12.0,
+            base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=90.0,
+            notional_sigma=1.0, large_order_prob=0.015, large_order_multiplier=12.0,
             burst_prob=0.004, flow_persistence=0.1, impact_bps=2.0,
         ),
     }
@@ -240,6 +241,10 @@ def generate_trades(
     source = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))
     side = fresh[source]
 
+    # Activity also wanders from trade to trade; +sigma^2/2 keeps the mean gap at 1/rate.
+    micro = np.exp(_MICRO_RATE_SIGMA * _smooth_noise(rng, n, _MICRO_TRADES) + _MICRO_RATE_SIGMA**2 / 2)
+    busy = activity[regime] * micro
+
     large_prob = np.minimum(np.where(in_burst, p.large_order_prob * _BURST_LARGE, p.large_order_prob), 0.5)
     # Part of the log-size spread is clustered over neighbouring trades (split orders).
     clustered = math.sqrt(_SIZE_CLUSTER) * _smooth_noise(rng, n, _MICRO_TRADES)
@@ -252,7 +257,7 @@ def generate_trades(
     # Square-root impact of every trade plus noise, so the price drifts with the regime's
     # flow. Busy regimes have deeper books: impact per trade falls as 1/activity and noise
     # as 1/sqrt(activity), so drift and volatility per second do not depend on activity.
-    depth = activity[regime] * np.where(in_burst, _BURST_DEPTH, 1.0)
+    depth = busy * np.where(in_burst, _BURST_DEPTH, 1.0)
     log_return = 1e-4 * (
         p.volatility * rng.standard_normal(n) / np.sqrt(depth)
         + p.impact_bps * side * np.sqrt(size) / depth
@@ -263,9 +268,7 @@ def generate_trades(
     price = np.maximum(price, 10.0**-decimals)
     quantity = np.maximum(np.round(size * p.mean_notional / price, 8), 1e-8)
 
-    # Activity also wanders from trade to trade; +sigma^2/2 keeps the mean gap at 1/rate.
-    micro = np.exp(_MICRO_RATE_SIGMA * _smooth_noise(rng, n, _MICRO_TRADES) + _MICRO_RATE_SIGMA**2 / 2)
-    rate = p.trades_per_second * activity[regime] * micro * np.where(in_burst, _BURST_RATE, 1.0)
+    rate = p.trades_per_second * busy * np.where(in_burst, _BURST_RATE, 1.0)
     seconds = np.cumsum(rng.exponential(1.0, n) / rate)
     ts_ns = start_ns + np.round(seconds * 1e3).astype(np.int64) * 1_000_000
 
@@ -287,29 +290,34 @@ def _regimes(
     """Regime index of every trade, and each regime's imbalance, activity and size scale."""
     mean_trades = max(20.0, p.trades_per_second * _REGIME_SECONDS)
     count = int(n / mean_trades * 2) + 8
+    first = 1.0 if rng.random() < 0.5 else -1.0
     parts: list[tuple[np.ndarray, ...]] = []
     total = 0
     while total < n:  # rarely more than one round (deterministic given rng)
         # A regime is balanced (lean near 0) or directional (|lean| near _DIRECTIONAL_LEAN).
         directional = rng.random(count) >= _BALANCED_SHARE
-        sign = np.where(rng.random(count) < 0.5, -1.0, 1.0)
+        turn = directional & (rng.random(count) < _ALTERNATION)
         spread = rng.standard_normal(count)
-        imbalance = np.where(
+        strength = np.where(
             directional,
-            sign * np.clip(_DIRECTIONAL_LEAN + _LEAN_STD * spread, 0.3, 0.9),
+            np.clip(_DIRECTIONAL_LEAN + _LEAN_STD * spread, 0.3, 0.9),
             np.clip(_LEAN_STD * spread, -0.3, 0.3),
         )
         # Directional regimes are busier and trade bigger; the normalisers keep the
         # mean arrival rate at trades_per_second and the mean notional at mean_notional.
-        busy = (1.0 + _ACTIVITY_TREND * np.abs(imbalance)) / (1.0 + _ACTIVITY_TREND * _MEAN_ABS_IMBALANCE)
+        lean = np.abs(strength)
+        busy = (1.0 + _ACTIVITY_TREND * lean) / (1.0 + _ACTIVITY_TREND * _MEAN_ABS_IMBALANCE)
         activity = busy * np.exp(_ACTIVITY_SIGMA * rng.standard_normal(count) - _ACTIVITY_SIGMA**2 / 2)
-        big = (1.0 + _SIZE_TREND * np.abs(imbalance)) / (1.0 + _SIZE_TREND * _MEAN_ABS_IMBALANCE)
+        big = (1.0 + _SIZE_TREND * lean) / (1.0 + _SIZE_TREND * _MEAN_ABS_IMBALANCE)
         scale = big * np.exp(_SCALE_SIGMA * rng.standard_normal(count) - _SCALE_SIGMA**2 / 2)
         seconds = rng.gamma(_REGIME_SHAPE, _REGIME_SECONDS / _REGIME_SHAPE, count)
         lengths = 1 + rng.poisson(seconds * p.trades_per_second * activity)
-        parts.append((lengths, imbalance, activity, scale))
+        parts.append((lengths, strength, turn, activity, scale))
         total += int(lengths.sum())
-    lengths, imbalance, activity, scale = (np.concatenate(x) for x in zip(*parts))
+    lengths, strength, turn, activity, scale = (np.concatenate(x) for x in zip(*parts))
+    # Buy and sell waves mostly alternate (inventory unwinds), so a few hours hold both.
+    sign = np.where(np.cumsum(turn) % 2 == 0, first, -first)
+    imbalance = np.where(np.abs(strength) > 0.3, sign * strength, strength)
     regime = np.repeat(np.arange(lengths.size), lengths)[:n]
     return regime, imbalance, activity, scale
 

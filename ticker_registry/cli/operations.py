@@ -10,6 +10,11 @@ import click
 from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
 
 
+def _advance(bar: Any) -> None:
+    if hasattr(bar, "update"):
+        bar.update(1)
+
+
 def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
@@ -47,7 +52,8 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
         manager = ctx.manager()
         total = len(manager.registry.search_models())
         with progress(range(total), label="exporting", length=total, quiet=ctx.quiet) as bar:
-            results = manager.export_all(directory, which=which, progress=bar)
+            results = manager.export_all(directory, which=which,
+                                         progress=lambda _result: _advance(bar))
         rows = [_plain(r) for r in results]
         emit(rows, fmt)
         if any(not r.get("ok", True) for r in rows):
@@ -59,7 +65,7 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
         raise click.UsageError("give --version N or --alias A, not both")
     manifest = ctx.manager().export(ticker, file, version or alias)
     data = _plain(manifest)
-    emit([{"file": file, "ticker": data.get("ticker"), "version": data.get("source_version"),
+    emit([{"file": file, "ticker": data.get("ticker"), "version": data.get("model_version"),
            "members": len(data.get("members", []))}], fmt)
 
 

@@ -1,0 +1,481 @@
+"""A corpus of crafted bad bundles, built from one good exported bundle.
+
+Each case breaks one rule of :mod:`ticker_registry.bundle` and names the
+fragment the refusal message must contain. ``build_corpus(good, out_dir)``
+writes every case and returns ``{case_id: (path, fragment)}``; ``CASE_IDS``
+lists them for ``pytest.mark.parametrize``. Everything is cheap to build: the
+200 MB decompression bomb is a chain of identical 1 MiB gzip members.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import pickle
+import random
+import tarfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member to write, regular or not, with any name."""
+
+    name: str
+    data: bytes = b""
+    type: bytes = tarfile.REGTYPE
+    linkname: str = ""
+    pax_path: str | None = None  # a name only a pax header can carry (NUL inside)
+
+
+@dataclass
+class Good:
+    """The good bundle taken apart: its manifest and its member files, in order."""
+
+    manifest: dict
+    files: dict[str, bytes] = field(default_factory=dict)
+    raw: bytes = b""
+
+    def copy_manifest(self) -> dict:
+        return json.loads(json.dumps(self.manifest))
+
+
+def read_good(path: Path) -> Good:
+    """Take apart a bundle we wrote ourselves (trusted input)."""
+    raw = path.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
+        members = [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]
+    manifest = json.loads(members[0][1])
+    return Good(manifest, dict(members[1:]), raw)
+
+
+def members_of(files: dict[str, bytes]) -> list[dict]:
+    return [{"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+            for n, d in files.items()]
+
+
+def manifest_entry(manifest: dict) -> Entry:
+    return Entry("manifest.json", json.dumps(manifest, indent=2).encode())
+
+
+def tar_bytes(entries: list[Entry]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for e in entries:
+            info = tarfile.TarInfo(e.name)
+            info.type, info.linkname, info.mode, info.mtime = e.type, e.linkname, 0o644, 0
+            if e.pax_path is not None:
+                info.pax_headers = {"path": e.pax_path}
+            if e.type in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+                info.devmajor, info.devminor = 1, 3  # /dev/null
+            info.size = len(e.data) if e.type in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
+            tar.addfile(info, io.BytesIO(e.data) if info.size else None)
+    return buf.getvalue()
+
+
+def header_block(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = size, 0o644
+    return info.tobuf(tarfile.USTAR_FORMAT)
+
+
+def member_block(name: str, data: bytes) -> bytes:
+    """One regular member, header and padded data, as raw tar bytes."""
+    return header_block(name, len(data)) + data + b"\x00" * (-len(data) % 512)
+
+
+def write(path: Path, entries: list[Entry], gz: bool = True) -> Path:
+    data = tar_bytes(entries)
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def standard(good: Good, manifest: dict | None = None,
+             files: dict[str, bytes] | None = None) -> list[Entry]:
+    """Manifest plus files, the manifest's members rehashed from ``files``."""
+    files = dict(good.files if files is None else files)
+    if manifest is None:
+        manifest = good.copy_manifest()
+        manifest["members"] = members_of(files)
+    return [manifest_entry(manifest), *(Entry(n, d) for n, d in files.items())]
+
+
+def after_manifest(good: Good, extra: Entry, drop: str | None = None) -> list[Entry]:
+    """The good bundle with ``extra`` right after the manifest (replacing member ``drop``)."""
+    entries = standard(good)
+    rest = [e for e in entries[1:] if e.name != drop]
+    return [entries[0], extra, *rest]
+
+
+class Payload:
+    """A type outside SKOPS_TRUSTED, for a skops file the importer must refuse."""
+
+    def __init__(self) -> None:
+        self.note = "not a model"
+
+
+# --------------------------------------------------------------------------- cases
+CASES: list[tuple[str, str, Callable[[Good, Path], Path]]] = []
+
+
+def case(case_id: str, fragment: str):
+    def register(fn: Callable[[Good, Path], Path]) -> Callable[[Good, Path], Path]:
+        CASES.append((case_id, fragment, fn))
+        return fn
+    return register
+
+
+HEAD = "model/flow_type.ubj"
+
+
+@case("absolute_path", "is an absolute path")
+def _absolute(g: Good, out: Path) -> Path:
+    return write(out / "absolute.trbundle", after_manifest(g, Entry("/tmp/evil.ubj", b"{}")))
+
+
+@case("dotdot", "climbs out of the bundle with '..'")
+def _dotdot(g: Good, out: Path) -> Path:
+    return write(out / "dotdot.trbundle",
+                 after_manifest(g, Entry("model/../../../evil.ubj", b"{}")))
+
+
+@case("backslash", "contains a backslash")
+def _backslash(g: Good, out: Path) -> Path:
+    return write(out / "backslash.trbundle",
+                 after_manifest(g, Entry("model\\flow_type.ubj", g.files[HEAD]), drop=HEAD))
+
+
+@case("nul_in_name", "contains a NUL byte")
+def _nul(g: Good, out: Path) -> Path:
+    entry = Entry("model/flow_type.ubj", g.files[HEAD], pax_path="model/flow_type.ubj\x00.sh")
+    return write(out / "nul.trbundle", after_manifest(g, entry, drop=HEAD))
+
+
+@case("duplicate_member", "appears twice")
+def _duplicate(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    return write(out / "duplicate.trbundle", [*entries, Entry(HEAD, g.files[HEAD])])
+
+
+@case("duplicate_manifest", "appears twice")
+def _duplicate_manifest(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    return write(out / "duplicate-manifest.trbundle", [entries[0], *entries])
+
+
+@case("symlink", "is a symbolic link")
+def _symlink(g: Good, out: Path) -> Path:
+    entry = Entry(HEAD, type=tarfile.SYMTYPE, linkname="/etc/passwd")
+    return write(out / "symlink.trbundle", after_manifest(g, entry, drop=HEAD))
+
+
+@case("hardlink", "is a hard link")
+def _hardlink(g: Good, out: Path) -> Path:
+    entry = Entry(HEAD, type=tarfile.LNKTYPE, linkname="manifest.json")
+    return write(out / "hardlink.trbundle", after_manifest(g, entry, drop=HEAD))
+
+
+@case("device", "is a device")
+def _device(g: Good, out: Path) -> Path:
+    entry = Entry(HEAD, type=tarfile.CHRTYPE)
+    return write(out / "device.trbundle", after_manifest(g, entry, drop=HEAD))
+
+
+@case("fifo", "is a FIFO")
+def _fifo(g: Good, out: Path) -> Path:
+    entry = Entry(HEAD, type=tarfile.FIFOTYPE)
+    return write(out / "fifo.trbundle", after_manifest(g, entry, drop=HEAD))
+
+
+@case("directory", "is a directory")
+def _directory(g: Good, out: Path) -> Path:
+    return write(out / "directory.trbundle", after_manifest(g, Entry("model", type=tarfile.DIRTYPE)))
+
+
+@case("not_in_allow_list", "is not listed in the manifest")
+def _unlisted(g: Good, out: Path) -> Path:
+    return write(out / "unlisted.trbundle", [*standard(g), Entry("model/notes.txt", b"tree\n")])
+
+
+@case("missing_member", "ends before member(s) ['model/impact.ubj']")
+def _missing(g: Good, out: Path) -> Path:
+    entries = [e for e in standard(g) if e.name != "model/impact.ubj"]
+    return write(out / "missing.trbundle", entries)
+
+
+@case("sha_mismatch", "the file was altered or damaged")
+def _sha(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    flipped = []
+    for e in entries:
+        if e.name == HEAD:
+            data = bytearray(e.data)
+            data[len(data) // 2] ^= 0x01
+            e = replace(e, data=bytes(data))
+        flipped.append(e)
+    return write(out / "flipped.trbundle", flipped)
+
+
+@case("sha_mismatch_plain_tar", "sha256 of 'model/model.json'")
+def _sha_plain(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    changed = [replace(e, data=e.data.replace(b'"n_jobs": 1', b'"n_jobs": 2'))
+               if e.name == "model/model.json" else e for e in entries]
+    assert changed != entries
+    return write(out / "plain.tar", changed, gz=False)
+
+
+@case("truncated", "truncated")
+def _truncated(g: Good, out: Path) -> Path:
+    path = out / "truncated.trbundle"
+    path.write_bytes(g.raw[: len(g.raw) // 2])
+    return path
+
+
+@case("truncated_plain_tar", "truncated")
+def _truncated_plain(g: Good, out: Path) -> Path:
+    data = tar_bytes(standard(g))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        last = tar.getmembers()[-1]
+    path = out / "truncated.tar"
+    path.write_bytes(data[: last.offset_data + last.size // 2])  # cut inside the last member
+    return path
+
+
+@case("size_lie", "declares")
+def _size_lie(g: Good, out: Path) -> Path:
+    manifest = g.copy_manifest()
+    manifest["members"] = members_of(g.files)
+    manifest["members"][1]["size"] += 1
+    return write(out / "size-lie.trbundle", standard(g, manifest))
+
+
+@case("size_over_cap", "above the 512 MiB cap")
+def _size_cap(g: Good, out: Path) -> Path:
+    manifest = g.copy_manifest()
+    manifest["members"] = members_of(g.files)
+    manifest["members"][1]["size"] = 600 * MiB
+    return write(out / "size-cap.trbundle", standard(g, manifest))
+
+
+@case("names_lie", "which is not part of a xgboost bundle")
+def _names_lie(g: Good, out: Path) -> Path:
+    files = {**g.files, "model/extra.bin": b"\x00" * 10}
+    return write(out / "names-lie.trbundle", standard(g, files=files))
+
+
+@case("model_type_lie", "which is not part of a lightgbm bundle")
+def _type_lie(g: Good, out: Path) -> Path:
+    manifest = g.copy_manifest()
+    manifest["model_type"] = "lightgbm"
+    manifest["members"] = members_of(g.files)
+    return write(out / "type-lie.trbundle", standard(g, manifest))
+
+
+@case("unknown_format_version", "bundle format version 99")
+def _format_version(g: Good, out: Path) -> Path:
+    manifest = g.copy_manifest()
+    manifest["format_version"] = 99
+    return write(out / "v99.trbundle", standard(g, manifest))
+
+
+@case("manifest_not_first", "the first member is 'model/flow_type.ubj'")
+def _not_first(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    return write(out / "not-first.trbundle", [entries[2], entries[0], entries[1], *entries[3:]])
+
+
+@case("manifest_not_json", "manifest.json is not valid JSON")
+def _not_json(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    return write(out / "not-json.trbundle", [Entry("manifest.json", b"{not json"), *entries[1:]])
+
+
+@case("manifest_duplicate_key", "duplicate key 'format_version'")
+def _dup_key(g: Good, out: Path) -> Path:
+    entries = standard(g)
+    body = entries[0].data.decode().replace('"format_version": 1',
+                                            '"format_version": 1, "format_version": 2')
+    return write(out / "dup-key.trbundle", [Entry("manifest.json", body.encode()), *entries[1:]])
+
+
+@case("manifest_trust_list", "unknown field(s) ['skops_trusted']")
+def _trust_list(g: Good, out: Path) -> Path:
+    manifest = g.copy_manifest()
+    manifest["members"] = members_of(g.files)
+    manifest["skops_trusted"] = ["builtins.eval", "os.system"]
+    return write(out / "trust-list.trbundle", standard(g, manifest))
+
+
+@case("model_json_trust_list", "model/model.json has unknown field(s) ['trusted']")
+def _model_json_trust(g: Good, out: Path) -> Path:
+    doc = json.loads(g.files["model/model.json"])
+    doc["trusted"] = ["builtins.exec"]
+    files = {**g.files, "model/model.json": json.dumps(doc).encode()}
+    return write(out / "model-json-trust.trbundle", standard(g, files=files))
+
+
+@case("decompression_bomb", "a decompression bomb")
+def _bomb(g: Good, out: Path) -> Path:
+    """200 MiB of zeros behind a valid header: 200 identical gzip members of 1 MiB each."""
+    size = 200 * MiB
+    manifest = g.copy_manifest()
+    manifest["members"] = members_of(g.files)
+    manifest["members"][1].update(size=size, sha256=hashlib.sha256(b"").hexdigest())  # never reached
+    head = member_block("manifest.json", json.dumps(manifest).encode())
+    head += header_block(HEAD, size) + b"{"  # a plausible first byte, then zeros
+    zeros = gzip.compress(b"\x00" * MiB, mtime=0)
+    path = out / "bomb.trbundle"
+    with open(path, "wb") as f:
+        f.write(gzip.compress(head, mtime=0))
+        for _ in range(size // MiB):
+            f.write(zeros)
+    return path
+
+
+@case("too_many_members", "manifest lists 40 members; a bundle has at most 16")
+def _too_many(g: Good, out: Path) -> Path:
+    files = {**g.files, **{f"model/extra{i}.ubj": b"{}" for i in range(36)}}
+    return write(out / "many.trbundle", standard(g, files=files))
+
+
+@case("pickle_as_head", "is a Python pickle payload (protocol 4 header)")
+def _pickle_head(g: Good, out: Path) -> Path:
+    files = {**g.files, HEAD: pickle.dumps({"booster": list(range(10))}, protocol=4)}
+    return write(out / "pickle-head.trbundle", standard(g, files=files))
+
+
+@case("pickle_named_member", "is named like a pickle/joblib payload")
+def _pickle_named(g: Good, out: Path) -> Path:
+    return write(out / "pickle-named.trbundle",
+                 after_manifest(g, Entry("model/python_model.joblib", b"{}")))
+
+
+@case("py_member_listed", "manifest lists member 'model/pyfunc_model.py', which is code")
+def _py_member(g: Good, out: Path) -> Path:
+    files = {**g.files, "model/pyfunc_model.py": b"import os\nos.system('echo pwned')\n"}
+    return write(out / "py-member.trbundle", standard(g, files=files))
+
+
+@case("mlmodel_member", "member 'MLmodel' is code or an MLflow model definition")
+def _mlmodel(g: Good, out: Path) -> Path:
+    body = b"flavors:\n  python_function:\n    loader_module: os\n"
+    return write(out / "mlmodel.trbundle", after_manifest(g, Entry("MLmodel", body)))
+
+
+@case("skops_untrusted_type", "contains types outside our allow-list")
+def _skops(g: Good, out: Path) -> Path:
+    import skops.io as sio
+
+    evil = sio.dumps(Payload())
+    doc = json.loads(g.files["model/model.json"])
+    doc["model_type"] = "random_forest"
+    doc["config"]["model_type"] = "random_forest"
+    doc["heads"] = {h: f"{h}.skops" for h in doc["heads"]}
+    files = {"model/model.json": json.dumps(doc).encode(),
+             **{f"model/{h}.skops": evil for h in doc["heads"]}}
+    manifest = g.copy_manifest()
+    manifest["model_type"] = "random_forest"
+    manifest["members"] = members_of(files)
+    return write(out / "skops-untrusted.trbundle", standard(g, manifest, files))
+
+
+@case("xgboost_tree_out_of_range", "a split feature index is out of range")
+def _xgb_tree(g: Good, out: Path) -> Path:
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(g.files[HEAD]))
+    doc = json.loads(bytes(booster.save_raw("json")))
+    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree["split_indices"][0] = 100_000  # predicting with this reads out of bounds
+    crafted = xgb.Booster()
+    crafted.load_model(bytearray(json.dumps(doc).encode()))
+    files = {**g.files, HEAD: bytes(crafted.save_raw("ubj"))}
+    return write(out / "xgb-tree.trbundle", standard(g, files=files))
+
+
+@case("real_pickle_pkl", "is a Python pickle, not a ticker-registry bundle; pickles are "
+                         "never loaded because they can run code")
+def _real_pickle(g: Good, out: Path) -> Path:
+    path = out / "ethusdt_model_backup.pkl"
+    path.write_bytes(pickle.dumps({"model": [1, 2, 3], "scaler": None}))
+    return path
+
+
+@case("empty_file", "is empty (0 bytes), not a ticker-registry bundle")
+def _empty(g: Good, out: Path) -> Path:
+    path = out / "empty.trbundle"
+    path.write_bytes(b"")
+    return path
+
+
+@case("random_bytes", "is binary data of an unknown kind")
+def _random(g: Good, out: Path) -> Path:
+    data = bytearray(random.Random(7).randbytes(4096))
+    data[0] = 0xFE  # not a pickle, gzip or zip magic by chance
+    path = out / "random.trbundle"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@case("plain_zip", "is a ZIP archive")
+def _zip(g: Good, out: Path) -> Path:
+    path = out / "backup.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in g.files.items():
+            z.writestr(name, data)
+    return path
+
+
+@case("text_file", "is a text file, not a ticker-registry bundle")
+def _text(g: Good, out: Path) -> Path:
+    path = out / "notes.trbundle"
+    path.write_text("these are not the models you are looking for\n")
+    return path
+
+
+@case("gzip_not_tar", "is gzip-compressed data that is not a tar archive")
+def _gzip_text(g: Good, out: Path) -> Path:
+    path = out / "log.gz"
+    path.write_bytes(gzip.compress(b"2024-01-01 trained ETHUSDT\n" * 50, mtime=0))
+    return path
+
+
+CASE_IDS = [c[0] for c in CASES]
+
+
+def build_corpus(good_path: Path, out_dir: Path) -> dict[str, tuple[Path, str]]:
+    """Write every case into ``out_dir``; return ``{case_id: (path, fragment)}``."""
+    good = read_good(good_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {case_id: (build(good, out_dir), fragment) for case_id, fragment, build in CASES}
+
+
+# --------------------------------------------------------------------------- stores
+_EMPTY_DB: dict[str, Path] = {}
+
+
+def empty_store_db(base: Path) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per test process.
+
+    Creating a store runs MLflow's migrations (seconds); tests copy this file
+    instead. (Candidate for a session fixture in conftest.py.)
+    """
+    if "db" not in _EMPTY_DB:
+        from conftest import QUICK
+
+        from ticker_registry import Config
+        from ticker_registry.registry import TickerRegistry
+
+        folder = base / "empty-store-template"
+        TickerRegistry(Config.from_dict(QUICK), models_dir=folder).search_models()
+        _EMPTY_DB["db"] = folder / "mlflow.db"
+    return _EMPTY_DB["db"]
