@@ -460,22 +460,3 @@ def build_corpus(good_path: Path, out_dir: Path) -> dict[str, tuple[Path, str]]:
 
 
 # --------------------------------------------------------------------------- stores
-_EMPTY_DB: dict[str, Path] = {}
-
-
-def empty_store_db(base: Path) -> Path:
-    """A migrated, empty MLflow SQLite database, made once per test process.
-
-    Creating a store runs MLflow's migrations (seconds); tests copy this file
-    instead. (Candidate for a session fixture in conftest.py.)
-    """
-    if "db" not in _EMPTY_DB:
-        from conftest import QUICK
-
-        from ticker_registry import Config
-        from ticker_registry.registry import TickerRegistry
-
-        folder = base / "empty-store-template"
-        TickerRegistry(Config.from_dict(QUICK), models_dir=folder).search_models()
-        _EMPTY_DB["db"] = folder / "mlflow.db"
-    return _EMPTY_DB["db"]

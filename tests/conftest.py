@@ -58,11 +58,34 @@ def trained():
             for i in range(3)]
 
 
-@pytest.fixture
-def registry(tmp_path, quick_config):
+@pytest.fixture(scope="session")
+def empty_store_db(tmp_path_factory) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per session.
+
+    Creating a store runs MLflow's schema migrations (seconds); tests copy this
+    file into each new store instead.
+    """
     from ticker_registry.registry import TickerRegistry
 
-    return TickerRegistry(quick_config, models_dir=tmp_path / "store")
+    folder = tmp_path_factory.mktemp("empty-store-template")
+    TickerRegistry(Config.from_dict(QUICK), models_dir=folder).search_models()
+    return folder / "mlflow.db"
+
+
+def new_store(folder: Path, template: Path, config: Config | None = None):
+    """A TickerRegistry on a fresh store in ``folder``, started from ``template``."""
+    import shutil
+
+    from ticker_registry.registry import TickerRegistry
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, folder / "mlflow.db")
+    return TickerRegistry(config or Config.from_dict(QUICK), models_dir=folder)
+
+
+@pytest.fixture
+def registry(tmp_path, quick_config, empty_store_db):
+    return new_store(tmp_path / "store", empty_store_db, quick_config)
 
 
 def registry_snapshot(registry) -> dict:

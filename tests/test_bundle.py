@@ -18,7 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import QUICK, registry_snapshot
+from conftest import QUICK, new_store, registry_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,24 +42,6 @@ def _register(registry, result, ticker="ETHUSDT", gate=True):
     if gate and created:
         registry.apply_gate(ticker, info.version, result.model, result.X_valid, result.y_valid)
     return info
-
-
-@pytest.fixture(scope="module")
-def empty_store_db(tmp_path_factory):
-    """A migrated, empty MLflow database to copy into each store (migrations are slow)."""
-    return bad_bundles.empty_store_db(tmp_path_factory.getbasetemp())
-
-
-def new_store(folder: Path, template: Path) -> TickerRegistry:
-    folder.mkdir(parents=True)
-    shutil.copy(template, folder / "mlflow.db")
-    return TickerRegistry(Config.from_dict(QUICK), models_dir=folder)
-
-
-@pytest.fixture
-def registry(tmp_path, empty_store_db):
-    """An empty store B (overrides conftest's, which migrates a new database each time)."""
-    return new_store(tmp_path / "store", empty_store_db)
 
 
 @pytest.fixture(scope="module")

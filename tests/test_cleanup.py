@@ -17,12 +17,6 @@ from ticker_registry.registry import TickerRegistry
 LATER = timedelta(days=40)
 
 
-@pytest.fixture(scope="module")
-def empty_store_db(tmp_path_factory):
-    """A migrated, empty MLflow database to copy into each store (migrations are slow)."""
-    return bad_bundles.empty_store_db(tmp_path_factory.getbasetemp())
-
-
 @pytest.fixture
 def store(tmp_path, empty_store_db, quick_config):
     (tmp_path / "store").mkdir()
