@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import QUICK, make_trades  # noqa: E402
-
 from ticker_registry import SyncTickerModelManager, build_training_set  # noqa: E402
+
+from conftest import QUICK, make_trades  # noqa: E402
 
 
 def rows(n: int, seed: int):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 
-import bad_bundles
 import pytest
-from conftest import registry_snapshot
 
 from ticker_registry import ModelNotFoundError, RegistryError
 from ticker_registry import registry as registry_module
 from ticker_registry.maintenance import CleanupReport, cleanup
 from ticker_registry.registry import TickerRegistry
+
+from conftest import registry_snapshot
 
 LATER = timedelta(days=40)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import DATA, QUICK, make_trades, registry_snapshot
 
 from ticker_registry import SyncTickerModelManager
 from ticker_registry.cli import cli
+
+from conftest import DATA, QUICK, make_trades, registry_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "manage_ticker_models.py"
@@ -229,7 +230,7 @@ def test_seed_script_invocations(store, tmp_path):
 
 @pytest.mark.slow
 def test_demo_twice_in_a_fresh_directory(tmp_path):
-    for run in (1, 2):
+    for _ in (1, 2):
         result = _run([_console_script(), "demo", "--dir", str(tmp_path), "--trades", "4000"],
                       tmp_path)
         assert result.returncode == 0, result.stderr

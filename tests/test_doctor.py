@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import QUICK, make_trades
 
 from ticker_registry import SyncTickerModelManager
 from ticker_registry.cli import cli
 from ticker_registry.doctor import diagnose
+
+from conftest import QUICK, make_trades
 
 
 def _manager(tmp_path):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, QUICK, make_trades, registry_snapshot
 
 from ticker_registry import (
     Config,
@@ -26,6 +25,8 @@ from ticker_registry import (
     compute_live_features,
     read_trades,
 )
+
+from conftest import DATA, QUICK, make_trades, registry_snapshot
 
 WORKER = Path(__file__).parent / "_manager_worker.py"
 

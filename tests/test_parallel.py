@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import QUICK, make_trades
 
 from ticker_registry import SyncTickerModelManager
 from ticker_registry.parallel import threads_per_worker, train_many
+
+from conftest import QUICK, make_trades
 
 TICKERS = [f"SYN{i:02d}USDT" for i in range(12)]
 

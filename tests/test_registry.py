@@ -15,7 +15,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import registry_snapshot
 from mlflow import MlflowClient
 
 from ticker_registry import (
@@ -23,9 +22,11 @@ from ticker_registry import (
     PromotionConflictError,
     RegistryError,
     RollbackError,
+    views,
 )
-from ticker_registry import views
 from ticker_registry.registry import TickerRegistry, resolve_tracking_uri
+
+from conftest import registry_snapshot
 
 
 def register(registry, result, ticker="ETHUSDT", gate=True):

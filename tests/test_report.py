@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 
 import pytest
 from click.testing import CliRunner
-from conftest import QUICK, make_trades
 
 from ticker_registry import SyncTickerModelManager, TickerRegistry
 from ticker_registry.cli import cli
@@ -24,6 +23,8 @@ from ticker_registry.report import (
     render_report,
     write_report,
 )
+
+from conftest import QUICK, make_trades
 
 _CLEAN_ENV = {"MLFLOW_TRACKING_URI": None, "TICKER_REGISTRY_CONFIG": None,
               "TICKER_REGISTRY_MODELS_DIR": None}

@@ -18,6 +18,11 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+
+from ticker_registry import TickerRegistry
+from ticker_registry.cli import cli
+
 from browser import (
     chromium,
     free_port,
@@ -30,10 +35,6 @@ from browser import (
     wait_for_text,
     wait_http,
 )
-from click.testing import CliRunner
-
-from ticker_registry import TickerRegistry
-from ticker_registry.cli import cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

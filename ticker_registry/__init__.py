@@ -7,6 +7,7 @@ in ``__all__`` and nothing else is public.
 from __future__ import annotations
 
 from .config import MODEL_TYPES, Config, load_config
+from .data import read_trades
 from .exceptions import (
     BundleError,
     ConfigError,
@@ -31,7 +32,6 @@ from .features import (
     build_training_set,
     compute_live_features,
 )
-from .data import read_trades
 from .manager import PreloadResult, SyncTickerModelManager, TickerModelManager, TrainOutcome
 from .model import OrderFlowModel
 from .registry import TickerRegistry

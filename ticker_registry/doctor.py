@@ -1,22 +1,20 @@
 """Find (and, when asked, repair) inconsistencies left by crashes and manual edits.
 
-Checks, and what ``repair=True`` does about each:
+Checks, and what ``repair=True`` does about each (only what is safe):
 
-==========================  ===================================================  =========================================
-finding                     meaning                                              repair (only what is safe)
-==========================  ===================================================  =========================================
-``broken_version``          a version whose model artifacts are missing or do    tag it ``doctor.broken`` (never deleted:
-                            not load                                             its lineage and metrics stay readable)
-``broken_alias``            an alias on a broken (or vanished) version           move the alias to the newest loadable
-                                                                                 version that held it before (audit trail),
-                                                                                 else remove the alias
-``orphan_run``              a run of ours that never became a version (a crash   mark it FAILED and soft-delete it
-                            between creating the run and the version)            (``mlflow gc`` reclaims the space)
-``stale_batch``             a training batch claimed long ago and never          finished with the version registered under
-                            finished (a crash during training)                   its key if there is one, else failed, so
-                                                                                 its samples train again
-``stale_lock``              a leftover server lock model ``_lock.*``             delete it
-==========================  ===================================================  =========================================
+- ``broken_version``: a version whose model artifacts are missing or do not
+  load. Repair: tag it ``doctor.broken`` (never deleted: its lineage and
+  metrics stay readable).
+- ``broken_alias``: an alias on a broken (or vanished) version. Repair: move
+  the alias to the newest loadable version that held it before (audit trail),
+  else remove the alias.
+- ``orphan_run``: a run of ours that never became a version (a crash between
+  creating the run and the version). Repair: mark it FAILED and soft-delete it
+  (``mlflow gc`` reclaims the space).
+- ``stale_batch``: a training batch claimed long ago and never finished (a
+  crash during training). Repair: finish it with the version registered under
+  its key if there is one, else fail it, so its samples train again.
+- ``stale_lock``: a leftover server lock model ``_lock.*``. Repair: delete it.
 """
 
 from __future__ import annotations

@@ -278,10 +278,10 @@ def read_model_manifest(directory: Path) -> dict[str, Any]:
                                ) from None
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"cannot read {path}: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ModelFormatError(
-            f"{path} has format_version {manifest.get('format_version') if isinstance(manifest, dict) else None!r}; "
-            f"this ticker-registry reads version {MODEL_FORMAT_VERSION}")
+    found = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if found != MODEL_FORMAT_VERSION:
+        raise ModelFormatError(f"{path} has format_version {found!r}; "
+                               f"this ticker-registry reads version {MODEL_FORMAT_VERSION}")
     if manifest.get("model_type") not in HEAD_SUFFIX or set(manifest.get("heads", {})) != set(HEADS):
         raise ModelFormatError(f"{path} names an unknown model type or head set")
     return manifest

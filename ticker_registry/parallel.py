@@ -85,7 +85,8 @@ def train_many(manager: Any, jobs: Sequence[tuple[str, list[str]]], *, workers: 
 def _train_dask(manager: Any, jobs: Sequence[tuple[str, list[str]]], *, workers: int,
                 scheduler: str | None, bar: Any) -> list[dict[str, Any]]:
     try:
-        from distributed import Client, LocalCluster, as_completed as dask_completed
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
     except ImportError as exc:
         raise ImportError("the dask executor needs the `dask` extra: "
                           "pip install 'ticker-registry[dask]'") from exc

@@ -221,7 +221,8 @@ def _best_worst(data: ReportData) -> str:
             m = t.shown.metrics if t.shown else {}
             out.append(f"<li><strong>{_e(t.ticker)}</strong> v{t.shown.version if t.shown else '-'}"
                        f": skill score {_num(t.skill)} (flow_type accuracy "
-                       f"{_num(m.get('flow_type_accuracy'))} vs {_num(m.get('baseline_flow_type_accuracy'))})</li>")
+                       f"{_num(m.get('flow_type_accuracy'))} vs "
+                       f"{_num(m.get('baseline_flow_type_accuracy'))})</li>")
         return "".join(out)
 
     chart = _img(_skill_chart(ranked), "Skill score of each ticker's production version",

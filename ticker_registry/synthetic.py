@@ -312,12 +312,12 @@ def _regimes(
         scale = big * np.exp(_SCALE_SIGMA * rng.standard_normal(count) - _SCALE_SIGMA**2 / 2)
         seconds = rng.gamma(_REGIME_SHAPE, _REGIME_SECONDS / _REGIME_SHAPE, count)
         lengths = 1 + rng.poisson(seconds * p.trades_per_second * activity)
-        parts.append((lengths, strength, turn, activity, scale))
+        parts.append((lengths, strength, directional, turn, activity, scale))
         total += int(lengths.sum())
-    lengths, strength, turn, activity, scale = (np.concatenate(x) for x in zip(*parts))
+    lengths, strength, directional, turn, activity, scale = (np.concatenate(x) for x in zip(*parts))
     # Buy and sell waves mostly alternate (inventory unwinds), so a few hours hold both.
     sign = np.where(np.cumsum(turn) % 2 == 0, first, -first)
-    imbalance = np.where(np.abs(strength) > 0.3, sign * strength, strength)
+    imbalance = np.where(directional, sign * strength, strength)
     regime = np.repeat(np.arange(lengths.size), lengths)[:n]
     return regime, imbalance, activity, scale
 
