@@ -38,6 +38,7 @@ class ServedModel:
     loaded_at: float
     created_at: float | None = None
     live: Any = field(default=None, repr=False)  # LivePerformance of this version
+    run_id: str | None = None
 
 
 class ModelCache:

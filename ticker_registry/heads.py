@@ -17,6 +17,7 @@ head an (n,) vector. ``predict`` takes a C-contiguous float64 matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -200,8 +201,10 @@ def _load_rf(path: Path, n_classes: int, n_jobs: int) -> _RFHead:
     return _RFHead(estimator, n_classes)
 
 
-_TRAIN = {"xgboost": _train_xgb, "lightgbm": _train_lgb, "random_forest": _train_rf}
-_LOAD = {"xgboost": _load_xgb, "lightgbm": _load_lgb, "random_forest": _load_rf}
+_TRAIN: dict[str, Callable[..., Head]] = {"xgboost": _train_xgb, "lightgbm": _train_lgb,
+                                          "random_forest": _train_rf}
+_LOAD: dict[str, Callable[..., Head]] = {"xgboost": _load_xgb, "lightgbm": _load_lgb,
+                                         "random_forest": _load_rf}
 
 
 def train_head(model_type: str, X: np.ndarray, y: np.ndarray, *, n_classes: int,

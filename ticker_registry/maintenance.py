@@ -174,7 +174,8 @@ def _plan(registry: TickerRegistry, ticker: str, cutoff: datetime, days: float, 
     versions = registry.list_versions(ticker)  # newest first, aliases filled in
     moves = _recent_moves(registry.audit_trail(ticker), cutoff)
     newest = {v.version for v in [v for v in versions if v.status == "READY"][:keep_last]}
-    delete, keep = [], []
+    delete: list[dict[str, Any]] = []
+    keep: list[dict[str, Any]] = []
     for v in versions:
         reason = _keep_reason(v, newest, keep_last, moves, cutoff, days)
         row = {"ticker": ticker, "version": v.version,

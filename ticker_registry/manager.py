@@ -124,7 +124,7 @@ class SyncTickerModelManager:
                                 refresh_interval=self.config.refresh_interval)
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future[Any]] = {}
-        self._inflight_lock = threading.Lock()
+        self._inflight_lock = threading.RLock()
         self._retry_after: dict[str, float] = {}
         self._names: dict[str, str] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -150,7 +150,8 @@ class SyncTickerModelManager:
         model = OrderFlowModel.load(self.registry.download_native(info))
         created = pd.Timestamp(info.created_at).timestamp() if info.created_at else None
         return ServedModel(ticker, version, model, time.time(), created,
-                           LivePerformance(model.baselines_, self.config.performance_window))
+                           LivePerformance(model.baselines_, self.config.performance_window),
+                           info.run_id)
 
     def _production_versions(self) -> dict[str, int]:
         alias = self.config.production_alias
@@ -216,12 +217,23 @@ class SyncTickerModelManager:
                     tte: float) -> None:
         assert entry.model is not None
         entry.live.update(entry.model.predict_matrix(vector.reshape(1, -1))[0], code, impact, tte)
-        if entry.live.seen % LIVE_LOG_EVERY == 0:
-            info = self.registry.get_version(entry.ticker, entry.version)
-            try:
-                self.registry.log_run_metrics(info.run_id, entry.live.summary(), entry.live.seen)
-            except RegistryError as exc:
-                log.warning("cannot log live metrics of %s: %s", entry.ticker, exc)
+        if entry.live.seen % LIVE_LOG_EVERY == 0 and entry.run_id:
+            # off the caller's path: a registry outage must never block or fail a sample
+            self._background().submit(self._log_live, entry.ticker, entry.run_id,
+                                      entry.live.summary(), entry.live.seen)
+
+    def _log_live(self, ticker: str, run_id: str, figures: dict[str, float], step: int) -> None:
+        try:
+            self.registry.log_run_metrics(run_id, figures, step)
+        except RegistryError as exc:
+            log.warning("cannot log live metrics of %s: %s", ticker, exc)
+
+    def _background(self) -> ThreadPoolExecutor:
+        with self._inflight_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="ticker-registry-bg")
+            return self._executor
 
     def _retrain_due(self, ticker: str, entry: ServedModel | None) -> bool:
         unconsumed = self.samples.count(ticker, unconsumed=True)
@@ -251,10 +263,7 @@ class SyncTickerModelManager:
                 return
             if not self._retrain_due(ticker, entry):
                 return
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="ticker-registry-retrain")
-            self._inflight[ticker] = self._executor.submit(self._retrain_logged, ticker)
+            self._inflight[ticker] = self._background().submit(self._retrain_logged, ticker)
 
     def _retrain_logged(self, ticker: str) -> TrainOutcome | None:
         try:
@@ -281,7 +290,7 @@ class SyncTickerModelManager:
         batch_id = None
         try:
             batch = self.samples.load(name)
-            if len(batch.ids) == 0:
+            if batch.max_id is None:
                 return None
             key = fingerprint(batch.X, batch.y, self.config)[:32]
             batch_id = self.samples.claim_batch(name, batch.max_id, key)
@@ -374,7 +383,7 @@ class SyncTickerModelManager:
                 name = self._ticker(raw)
                 self.cache.invalidate(name)
                 entry = self.cache.get(name)
-                if entry.model is None:
+                if entry.model is None or entry.version is None:
                     raise ModelNotFoundError(f"{name} has no production version")
                 folder = self.registry.download_native(self.registry.get_version(name, entry.version))
                 size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

@@ -138,14 +138,15 @@ class OrderFlowModel:
         n_valid = max(1, int(math.ceil(n * cfg.validation_fraction)))
         train, valid = slice(0, n - n_valid), slice(n - n_valid, n)
         hp = cfg.model_hyperparameters()
-        common = {"hyperparameters": hp, "seed": cfg.random_seed, "n_jobs": cfg.n_jobs}
         Xt = features[train]
-        self.heads_: dict[str, Head] = {
-            "flow_type": train_head(cfg.model_type, Xt, flow[train], n_classes=len(FLOW_TYPES),
-                                    **common),
-            "impact": train_head(cfg.model_type, Xt, impact[train], n_classes=0, **common),
-            "time_to_execution": train_head(cfg.model_type, Xt, tte[train], n_classes=0, **common),
-        }
+
+        def head(target: np.ndarray, n_classes: int) -> Head:
+            return train_head(cfg.model_type, Xt, target[train], n_classes=n_classes,
+                              hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
+
+        self.heads_: dict[str, Head] = {"flow_type": head(flow, len(FLOW_TYPES)),
+                                        "impact": head(impact, 0),
+                                        "time_to_execution": head(tte, 0)}
         counts = np.bincount(flow[train], minlength=len(FLOW_TYPES))
         self.baselines_ = {"majority_class": int(np.argmax(counts)),
                            "median_time_to_execution": float(np.median(tte[train]))}
@@ -169,7 +170,7 @@ class OrderFlowModel:
         model = score_predictions(flow, raw[:, :3], impact, raw[:, 3], tte, raw[:, 4])
         n = len(features)
         majority = np.zeros((n, len(FLOW_TYPES)))
-        majority[:, self.baselines_["majority_class"]] = 1.0
+        majority[:, int(self.baselines_["majority_class"])] = 1.0
         baseline = score_predictions(flow, majority, impact, np.zeros(n), tte,
                                      np.full(n, self.baselines_["median_time_to_execution"]))
         return {**model, **{f"baseline_{k}": v for k, v in baseline.items()}}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
+import mlflow.models
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from ticker_registry.model import OrderFlowModel
 
@@ -19,7 +20,7 @@ from ticker_registry.model import OrderFlowModel
 ARTIFACT_KEY = "order_flow_model"
 
 
-class OrderFlowPyfunc(mlflow.pyfunc.PythonModel):
+class OrderFlowPyfunc(PythonModel):
     """Predicts flow_type, class probabilities, impact and time_to_execution."""
 
     def load_context(self, context: Any) -> None:

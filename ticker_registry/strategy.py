@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .exceptions import NotTrainedError
+from .exceptions import ConfigError, NotTrainedError
 from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
 from .manager import TickerModelManager
 
@@ -65,9 +65,11 @@ class OrderFlowTradingStrategy:
                  symbol: str | None = None) -> None:
         self.manager = manager
         self.config = config or manager.config
-        self.symbol = symbol or self.config.symbol
-        if not self.symbol:
-            raise ValueError("the strategy needs a symbol: set `symbol:` in its config")
+        chosen = symbol or self.config.symbol
+        if not chosen:
+            raise ConfigError("the strategy needs a symbol: set `symbol:` in its config "
+                              "or pass --ticker")
+        self.symbol: str = chosen
         self.spec = FeatureSpec.from_config(self.config)
         self._window: deque[dict[str, Any]] = deque(maxlen=self.spec.sequence_length)
         self._pending: deque[_Pending] = deque()
