@@ -18,12 +18,10 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import QUICK, new_store, registry_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bad_bundles
-from ticker_registry import FEATURE_NAMES, BundleError, Config, ModelNotFoundError
+from ticker_registry import FEATURE_NAMES, BundleError, ModelNotFoundError
 from ticker_registry.bundle import (
     BUNDLE_FORMAT_VERSION,
     BundleManifest,
@@ -33,7 +31,9 @@ from ticker_registry.bundle import (
     redact_uri,
     verify_bundle,
 )
-from ticker_registry.registry import TickerRegistry
+
+import bad_bundles
+from conftest import new_store, registry_snapshot
 
 
 def _register(registry, result, ticker="ETHUSDT", gate=True):

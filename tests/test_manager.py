@@ -219,7 +219,7 @@ def test_running_manager_follows_a_cli_promotion(tmp_path):
     if manager.registry.production_version("ETHUSDT") != 1:  # the gate may have promoted v2
         manager.promote("ETHUSDT", 1)
     manager.close()
-    proc = _spawn("serve", tmp_path, "ETHUSDT", 12)
+    proc = _spawn("serve", tmp_path, "ETHUSDT", 90)
     first = json.loads(proc.stdout.readline())
     assert first["version"] == 1
     target = 2
@@ -230,6 +230,7 @@ def test_running_manager_follows_a_cli_promotion(tmp_path):
     promoted_at = time.time()
     line = proc.stdout.readline()
     proc.kill()
+    assert line, proc.stderr.read()[-3000:]
     followed = json.loads(line)
     assert followed["version"] == target
     assert followed["t"] - promoted_at < 0.2 + 2.0  # refresh_interval 0.2 s plus a load

@@ -46,13 +46,10 @@ _REGIME_SECONDS = 900.0  # mean length of a flow regime
 _REGIME_SHAPE = 4.0  # gamma shape of regime lengths (1 would be exponential)
 _BALANCED_SHARE = 0.2  # share of balanced regimes; the others lean one way
 _DIRECTIONAL_LEAN = 0.7  # typical |buy/sell lean| (-1..1) of a directional regime
-_ALTERNATION = 0.75  # chance a directional regime reverses the previous one's direction
 _LEAN_STD = 0.12  # spread of a regime's lean around 0 or +-_DIRECTIONAL_LEAN
 _MEAN_ABS_IMBALANCE = (1 - _BALANCED_SHARE) * _DIRECTIONAL_LEAN + _BALANCED_SHARE * _LEAN_STD * 0.8
 _ACTIVITY_SIGMA = 0.3  # lognormal spread of regime activity
 _ACTIVITY_TREND = 1.0  # extra activity per unit of |lean|
-_SCALE_SIGMA = 0.0  # lognormal spread of regime trade sizes
-_SIZE_TREND = 0.0  # extra trade size per unit of |lean|
 _MICRO_TRADES = 60  # memory, in trades, of the trade-level activity and size levels
 _MICRO_RATE_SIGMA = 0.8  # lognormal spread of the trade-level activity
 _SIZE_CLUSTER = 0.4  # share of the log-size variance clustered over neighbouring trades
@@ -141,17 +138,17 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 PROFILES: MappingProxyType[str, TickerProfile] = MappingProxyType(
     {
         "ETHUSDT": TickerProfile(
-            base_price=1600.0, volatility=0.6, trades_per_second=0.3, mean_notional=400.0,
+            base_price=1600.0, volatility=0.6, trades_per_second=0.18, mean_notional=400.0,
             notional_sigma=1.1, large_order_prob=0.01, large_order_multiplier=12.0,
             burst_prob=0.002, flow_persistence=0.15, impact_bps=0.7,
         ),
         "BTCUSDT": TickerProfile(
-            base_price=23000.0, volatility=0.3, trades_per_second=0.35, mean_notional=1000.0,
+            base_price=23000.0, volatility=0.3, trades_per_second=0.22, mean_notional=1000.0,
             notional_sigma=1.2, large_order_prob=0.008, large_order_multiplier=15.0,
             burst_prob=0.0015, flow_persistence=0.2, impact_bps=0.3,
         ),
         "ADAUSDT": TickerProfile(
-            base_price=0.35, volatility=1.5, trades_per_second=0.2, mean_notional=90.0,
+            base_price=0.35, volatility=1.5, trades_per_second=0.12, mean_notional=90.0,
             notional_sigma=1.0, large_order_prob=0.015, large_order_multiplier=12.0,
             burst_prob=0.004, flow_persistence=0.1, impact_bps=2.0,
         ),
@@ -231,9 +228,22 @@ def generate_trades(
     rng = np.random.default_rng(_seed_sequence(name, seed))
     start_ns = _start_ns(start)
 
-    regime, imbalance, activity, scale = _regimes(rng, n, p)
-    in_burst, burst_side = _bursts(rng, n, p, imbalance[regime])
+    # The trade clock first: a wandering activity level and bursts, in trade order.
+    micro = np.exp(_MICRO_RATE_SIGMA * _smooth_noise(rng, n, _MICRO_TRADES) + _MICRO_RATE_SIGMA**2 / 2)
+    in_burst, burst_start = _bursts(rng, n, p)
+    base_gap = rng.exponential(1.0, n) / (
+        p.trades_per_second * micro * np.where(in_burst, _BURST_RATE, 1.0)
+    )
+    # Regimes last a given wall-clock time whatever the activity within them.
+    regime, imbalance, activity = _regimes(rng, np.cumsum(base_gap))
+    seconds = np.cumsum(base_gap / activity[regime])
+    ts_ns = start_ns + np.round(seconds * 1e3).astype(np.int64) * 1_000_000
 
+    # A burst leans with its regime more often than not and is mostly one-sided.
+    starts = np.flatnonzero(burst_start)
+    lean_at = imbalance[regime[starts]]
+    direction = np.where(rng.random(starts.size) < (1.0 + lean_at) / 2.0, 1.0, -1.0)
+    burst_side = np.append(0.0, direction)[np.cumsum(burst_start)]
     lean = np.where(in_burst, burst_side * (2 * _BURST_ONE_SIDED - 1), imbalance[regime])
     fresh = np.where(rng.random(n) < (1.0 + lean) / 2.0, 1, -1).astype(np.int8)
     repeat = rng.random(n) < p.flow_persistence
@@ -241,23 +251,18 @@ def generate_trades(
     source = np.maximum.accumulate(np.where(repeat, 0, np.arange(n)))
     side = fresh[source]
 
-    # Activity also wanders from trade to trade; +sigma^2/2 keeps the mean gap at 1/rate.
-    micro = np.exp(_MICRO_RATE_SIGMA * _smooth_noise(rng, n, _MICRO_TRADES) + _MICRO_RATE_SIGMA**2 / 2)
-    busy = activity[regime] * micro
-
     large_prob = np.minimum(np.where(in_burst, p.large_order_prob * _BURST_LARGE, p.large_order_prob), 0.5)
     # Part of the log-size spread is clustered over neighbouring trades (split orders).
     clustered = math.sqrt(_SIZE_CLUSTER) * _smooth_noise(rng, n, _MICRO_TRADES)
     log_size = math.sqrt(1.0 - _SIZE_CLUSTER) * rng.standard_normal(n) + clustered
     size = np.exp(p.notional_sigma * log_size - p.notional_sigma**2 / 2)
     size *= np.where(rng.random(n) < large_prob, p.large_order_multiplier, 1.0)
-    size *= scale[regime]
     size /= 1.0 + large_prob.mean() * (p.large_order_multiplier - 1.0)  # mean notional stays put
 
     # Square-root impact of every trade plus noise, so the price drifts with the regime's
-    # flow. Busy regimes have deeper books: impact per trade falls as 1/activity and noise
+    # flow. Busy markets have deeper books: impact per trade falls as 1/activity and noise
     # as 1/sqrt(activity), so drift and volatility per second do not depend on activity.
-    depth = busy * np.where(in_burst, _BURST_DEPTH, 1.0)
+    depth = activity[regime] * micro * np.where(in_burst, _BURST_DEPTH, 1.0)
     log_return = 1e-4 * (
         p.volatility * rng.standard_normal(n) / np.sqrt(depth)
         + p.impact_bps * side * np.sqrt(size) / depth
@@ -267,10 +272,6 @@ def generate_trades(
     price = np.round(p.base_price * np.exp(np.cumsum(log_return)), decimals)
     price = np.maximum(price, 10.0**-decimals)
     quantity = np.maximum(np.round(size * p.mean_notional / price, 8), 1e-8)
-
-    rate = p.trades_per_second * busy * np.where(in_burst, _BURST_RATE, 1.0)
-    seconds = np.cumsum(rng.exponential(1.0, n) / rate)
-    ts_ns = start_ns + np.round(seconds * 1e3).astype(np.int64) * 1_000_000
 
     return pd.DataFrame(
         {
@@ -285,41 +286,37 @@ def generate_trades(
 
 
 def _regimes(
-    rng: np.random.Generator, n: int, p: TickerProfile
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Regime index of every trade, and each regime's imbalance, activity and size scale."""
-    mean_trades = max(20.0, p.trades_per_second * _REGIME_SECONDS)
-    count = int(n / mean_trades * 2) + 8
-    first = 1.0 if rng.random() < 0.5 else -1.0
+    rng: np.random.Generator, base_clock: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regime of every trade, and each regime's imbalance and activity.
+
+    ``base_clock`` is the trade times at activity 1; a regime with activity
+    ``a`` lasting ``d`` seconds covers ``a * d`` of that clock.
+    """
+    end = float(base_clock[-1])
+    count = int(end / _REGIME_SECONDS * 1.5) + 8
     parts: list[tuple[np.ndarray, ...]] = []
-    total = 0
-    while total < n:  # rarely more than one round (deterministic given rng)
+    covered = 0.0
+    while covered <= end:  # rarely more than one round (deterministic given rng)
         # A regime is balanced (lean near 0) or directional (|lean| near _DIRECTIONAL_LEAN).
         directional = rng.random(count) >= _BALANCED_SHARE
-        turn = directional & (rng.random(count) < _ALTERNATION)
+        sign = np.where(rng.random(count) < 0.5, -1.0, 1.0)
         spread = rng.standard_normal(count)
         strength = np.where(
             directional,
             np.clip(_DIRECTIONAL_LEAN + _LEAN_STD * spread, 0.3, 0.9),
             np.clip(_LEAN_STD * spread, -0.3, 0.3),
         )
-        # Directional regimes are busier and trade bigger; the normalisers keep the
-        # mean arrival rate at trades_per_second and the mean notional at mean_notional.
-        lean = np.abs(strength)
-        busy = (1.0 + _ACTIVITY_TREND * lean) / (1.0 + _ACTIVITY_TREND * _MEAN_ABS_IMBALANCE)
+        # Directional regimes are busier; the normaliser keeps the mean rate at 1.
+        busy = (1.0 + _ACTIVITY_TREND * np.abs(strength)) / (1.0 + _ACTIVITY_TREND * _MEAN_ABS_IMBALANCE)
         activity = busy * np.exp(_ACTIVITY_SIGMA * rng.standard_normal(count) - _ACTIVITY_SIGMA**2 / 2)
-        big = (1.0 + _SIZE_TREND * lean) / (1.0 + _SIZE_TREND * _MEAN_ABS_IMBALANCE)
-        scale = big * np.exp(_SCALE_SIGMA * rng.standard_normal(count) - _SCALE_SIGMA**2 / 2)
         seconds = rng.gamma(_REGIME_SHAPE, _REGIME_SECONDS / _REGIME_SHAPE, count)
-        lengths = 1 + rng.poisson(seconds * p.trades_per_second * activity)
-        parts.append((lengths, strength, directional, turn, activity, scale))
-        total += int(lengths.sum())
-    lengths, strength, directional, turn, activity, scale = (np.concatenate(x) for x in zip(*parts))
-    # Buy and sell waves mostly alternate (inventory unwinds), so a few hours hold both.
-    sign = np.where(np.cumsum(turn) % 2 == 0, first, -first)
-    imbalance = np.where(directional, sign * strength, strength)
-    regime = np.repeat(np.arange(lengths.size), lengths)[:n]
-    return regime, imbalance, activity, scale
+        span = seconds * activity
+        parts.append((span, sign * strength, activity))
+        covered += float(span.sum())
+    span, imbalance, activity = (np.concatenate(x) for x in zip(*parts))
+    regime = np.searchsorted(np.cumsum(span), base_clock, side="left")
+    return regime, imbalance, activity
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, memory: int) -> np.ndarray:
@@ -328,24 +325,15 @@ def _smooth_noise(rng: np.random.Generator, n: int, memory: int) -> np.ndarray:
     return (walk[memory:] - walk[:-memory]) / math.sqrt(memory)
 
 
-def _bursts(
-    rng: np.random.Generator, n: int, p: TickerProfile, lean: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each trade is in a burst, and the burst's direction (+1/-1, 0 outside)."""
-    starts = np.flatnonzero(rng.random(n) < p.burst_prob)
+def _bursts(rng: np.random.Generator, n: int, p: TickerProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each trade is in a burst, and whether a burst starts at it."""
+    start = rng.random(n) < p.burst_prob
+    starts = np.flatnonzero(start)
     lengths = rng.geometric(1.0 / _BURST_TRADES, starts.size)
-    # A burst leans with its regime more often than not.
-    direction = np.where(rng.random(starts.size) < (1.0 + lean[starts]) / 2.0, 1, -1)
     delta = np.zeros(n + 1, dtype=np.int64)
     np.add.at(delta, starts, 1)
     np.add.at(delta, np.minimum(starts + lengths, n), -1)
-    in_burst = np.cumsum(delta[:n]) > 0
-    # Direction of the most recent burst start covers the trades it spans.
-    marker = np.zeros(n, dtype=np.int64)
-    marker[starts] = np.arange(1, starts.size + 1)
-    last = np.maximum.accumulate(marker)
-    burst_side = np.where(in_burst & (last > 0), np.append(0, direction)[last], 0)
-    return in_burst, burst_side
+    return np.cumsum(delta[:n]) > 0, start
 
 
 def _seed_sequence(name: str, seed: Any) -> np.random.SeedSequence:
