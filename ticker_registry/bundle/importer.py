@@ -1,0 +1,155 @@
+"""Import: a verified, test-loaded bundle registered as a new version with its lineage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..exceptions import BundleError, ModelFormatError
+from ..features import FEATURE_NAMES
+from ..model import OrderFlowModel, package_versions
+from ..records import PromotionDecision, TrainingLineage, VersionInfo
+from ..tickers import normalize_ticker
+from .check import check_in_subprocess
+from .manifest import BundleManifest
+from .reader import _read_bundle
+
+if TYPE_CHECKING:
+    from ..registry import TickerRegistry
+
+log = logging.getLogger("ticker_registry.bundle")  # the package's logger, as before the split
+
+#: Version tags the importing registry computes itself; a source value is kept as ``source.<key>``.
+_OWN_TAGS = ("idempotency_key", "ticker", "created_at", "model_type", "imported_from")
+_OWN_TAG_PREFIXES = ("metric.", "skill.", "gate.", "import.", "source.")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The version an import produced (``created``) or found (same bundle imported before)."""
+
+    version: VersionInfo
+    created: bool
+    manifest: BundleManifest
+    decision: PromotionDecision | None = None
+
+
+#: sha256 of bundles whose exact bytes passed the isolated test load in this
+#: process (kept in memory only): importing them again (force, as_ticker,
+#: another store) skips the subprocess, not the verification.
+_TEST_LOADED: dict[str, list[float]] = {}
+
+
+def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
+                  as_ticker: str | None = None, force: bool = False) -> ImportResult:
+    """Verify a bundle, test-load its models in a subprocess, register and gate a new version.
+
+    Importing the same file again returns the version it created (``created``
+    False) unless ``force`` is true. ``as_ticker`` registers it under another
+    ticker. Nothing is written to the registry unless every check passes.
+
+    Raises
+    ------
+    BundleError
+        The file is not a bundle, or fails a check (the message says which).
+    """
+    path = Path(path)
+    target = normalize_ticker(as_ticker) if as_ticker else None
+    workdir = Path(tempfile.mkdtemp(prefix="ticker-registry-import-"))  # 0700, ours alone
+    try:
+        model_dir = workdir / "model"
+        verified = _read_bundle(path, dest=model_dir)
+        manifest = verified.manifest
+        ticker = target or manifest.ticker
+        lineage = _lineage(manifest, path.name)
+        key = f"import-{verified.sha256[:24]}"
+        if force:
+            key = f"{key}-{uuid.uuid4().hex[:12]}"
+        else:
+            existing = registry.find_by_idempotency_key(ticker, key)
+            if existing is not None:
+                return ImportResult(existing, False, manifest)
+        expected = _TEST_LOADED.get(verified.sha256)
+        if expected is None:
+            expected = check_in_subprocess(model_dir, label=f"bundle {path.name!r}")
+            if len(_TEST_LOADED) < 256:
+                _TEST_LOADED[verified.sha256] = expected
+        try:
+            model = OrderFlowModel.load(model_dir)
+        except ModelFormatError as exc:
+            raise BundleError(f"bundle {path.name!r} is refused: {exc}") from None
+        _check_same_prediction(model, expected, path.name)
+        _warn_on_version_mismatch(manifest, path.name)
+        info, created = registry.register(
+            ticker, model, lineage=lineage, idempotency_key=key,
+            extra_tags=_import_tags(manifest, path.name, verified.sha256),
+            description=_description(manifest, path.name))
+        decision = registry.apply_gate(ticker, info.version, model) if created else None
+        return ImportResult(registry.get_version(ticker, info.version), created, manifest,
+                            decision)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _lineage(manifest: BundleManifest, file_name: str) -> TrainingLineage:
+    lin = manifest.lineage
+    try:
+        n_samples = int(lin.get("n_samples", "0") or 0)
+    except ValueError:
+        raise BundleError(f"bundle {file_name!r} is refused: lineage n_samples "
+                          f"{lin.get('n_samples')!r} is not an integer") from None
+    core = ("n_samples", "first_trade", "last_trade", "fingerprint", "source")
+    return TrainingLineage(n_samples=n_samples, first_trade=lin.get("first_trade") or None,
+                           last_trade=lin.get("last_trade") or None,
+                           fingerprint=lin.get("fingerprint", ""),
+                           source=lin.get("source", "import"),
+                           extra={k: v for k, v in lin.items() if k not in core})
+
+
+def _import_tags(manifest: BundleManifest, file_name: str, sha256: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for key, value in manifest.tags.items():
+        if key.startswith("lineage."):
+            continue  # travels in the lineage
+        if key in _OWN_TAGS or key.startswith(_OWN_TAG_PREFIXES):
+            key = f"source.{key}"  # a chain of imports nests: source.source.ticker, ...
+        if len(key) <= 250:
+            tags[key] = value
+    tags.update({
+        "imported_from": file_name[:250],
+        "import.source_model": manifest.model_name,
+        "import.source_version": str(manifest.model_version),
+        "import.source_registry": manifest.source_registry,
+        "import.bundle_sha256": sha256,
+    })
+    return tags
+
+
+def _description(manifest: BundleManifest, file_name: str) -> str:
+    note = (f"Imported from {file_name} ({manifest.model_name} version "
+            f"{manifest.model_version} of {manifest.source_registry}).")
+    return f"{manifest.description}\n\n{note}" if manifest.description else note
+
+
+def _warn_on_version_mismatch(manifest: BundleManifest, file_name: str) -> None:
+    ours = package_versions()
+    for pkg in ("xgboost", "lightgbm", "scikit-learn", "skops", "numpy"):
+        theirs = manifest.package_versions.get(pkg)
+        if theirs and ours.get(pkg) and theirs.split(".")[:2] != ours[pkg].split(".")[:2]:
+            log.warning("%s was trained with %s %s; this process has %s", file_name, pkg,
+                        theirs, ours[pkg])
+
+
+def _check_same_prediction(model: OrderFlowModel, expected: list[float], file_name: str) -> None:
+    import numpy as np
+
+    got = model.predict_matrix(np.zeros((1, len(FEATURE_NAMES))))[0]
+    if not np.allclose(got, expected, rtol=1e-9, atol=1e-12, equal_nan=False):
+        raise BundleError(f"bundle {file_name!r} is refused: the model predicts differently "
+                          "here than in the isolated test load")
