@@ -662,7 +662,7 @@ def _production_history(events: list[AuditEvent], alias: str) -> list[int]:
             continue
         if event.action == "rollback" and event.to_version in stack:
             del stack[stack.index(event.to_version) + 1:]
-        else:
+        elif not stack or stack[-1] != event.to_version:  # re-promoting the same version: no move
             stack.append(event.to_version)
     return stack
 
