@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from .model import OrderFlowModel
 from .performance import LivePerformance
 from .records import PromotionDecision, VersionInfo
 from .registry import DEFAULT_MODELS_DIR, TickerRegistry
+from .retraining import RetrainScheduler
 from .samples import SampleStore, validate_sample
 from .tickers import normalize_ticker
 from .training import TrainingResult, fingerprint, train_model, train_on_trades
@@ -57,8 +58,6 @@ log = logging.getLogger(__name__)
 LEASE_TTL_S = 900.0
 #: Live figures are logged to MLflow every this many labelled samples.
 LIVE_LOG_EVERY = 100
-#: After a failed retrain (e.g. the registry is down) wait this long before the next attempt.
-RETRY_BACKOFF_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -122,10 +121,8 @@ class SyncTickerModelManager:
         self.cache = ModelCache(self._load_served, self._production_versions,
                                 max_size=self.config.max_cached_models,
                                 refresh_interval=self.config.refresh_interval)
-        self._executor: ThreadPoolExecutor | None = None
-        self._inflight: dict[str, Future[Any]] = {}
-        self._inflight_lock = threading.RLock()
-        self._retry_after: dict[str, float] = {}
+        self.retraining = RetrainScheduler(self.config, self.samples, self.retrain,
+                                           self.cache.peek)
         self._names: dict[str, str] = {}
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -210,7 +207,7 @@ class SyncTickerModelManager:
         if entry is not None and entry.model is not None and entry.live is not None:
             self._score_live(entry, vector, code, impact_v, tte_v)
         if self.auto_retrain:
-            self._maybe_schedule_retrain(name, entry)
+            self.retraining.maybe_schedule(name, entry)
         return sample_id
 
     def _score_live(self, entry: ServedModel, vector: np.ndarray, code: int, impact: float,
@@ -219,66 +216,14 @@ class SyncTickerModelManager:
         entry.live.update(entry.model.predict_matrix(vector.reshape(1, -1))[0], code, impact, tte)
         if entry.live.seen % LIVE_LOG_EVERY == 0 and entry.run_id:
             # off the caller's path: a registry outage must never block or fail a sample
-            self._background().submit(self._log_live, entry.ticker, entry.run_id,
-                                      entry.live.summary(), entry.live.seen)
+            self.retraining.submit(self._log_live, entry.ticker, entry.run_id,
+                                   entry.live.summary(), entry.live.seen)
 
     def _log_live(self, ticker: str, run_id: str, figures: dict[str, float], step: int) -> None:
         try:
             self.registry.log_run_metrics(run_id, figures, step)
         except RegistryError as exc:
             log.warning("cannot log live metrics of %s: %s", ticker, exc)
-
-    def _background(self) -> ThreadPoolExecutor:
-        with self._inflight_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="ticker-registry-bg")
-            return self._executor
-
-    def _retrain_due(self, ticker: str, entry: ServedModel | None) -> bool:
-        unconsumed = self.samples.count(ticker, unconsumed=True)
-        if unconsumed == 0:
-            return False
-        consumed = self.samples.count(ticker) - unconsumed
-        if consumed == 0:
-            return unconsumed >= self.config.min_training_samples
-        if unconsumed >= self.config.retrain_interval:
-            return True
-        threshold = self.config.skill_drop_threshold
-        if threshold is not None and entry is not None and entry.live is not None:
-            live = entry.live.summary()
-            if live and live["live_samples"] >= self.config.performance_window / 2 and \
-                    live["live_flow_type_accuracy"] < threshold:
-                log.info("%s live accuracy %.3f below %.3f: retraining early", ticker,
-                         live["live_flow_type_accuracy"], threshold)
-                return True
-        return False
-
-    def _maybe_schedule_retrain(self, ticker: str, entry: ServedModel | None) -> None:
-        with self._inflight_lock:
-            running = self._inflight.get(ticker)
-            if running is not None and not running.done():
-                return
-            if time.monotonic() < self._retry_after.get(ticker, 0.0):
-                return
-            if not self._retrain_due(ticker, entry):
-                return
-            self._inflight[ticker] = self._background().submit(self._retrain_logged, ticker)
-
-    def _retrain_logged(self, ticker: str) -> TrainOutcome | None:
-        try:
-            outcome = self.retrain(ticker)
-            if self.auto_retrain and self._retrain_due(ticker, self.cache.peek(ticker)):
-                # samples kept arriving while we trained: go again (this thread, in order)
-                outcome = self.retrain(ticker) or outcome
-            return outcome
-        except TickerRegistryError as exc:
-            log.warning("retraining %s failed, samples kept for the next attempt in %.0f s: %s",
-                        ticker, RETRY_BACKOFF_S, exc)
-        except Exception:
-            log.exception("retraining %s failed, samples kept for the next attempt", ticker)
-        self._retry_after[ticker] = time.monotonic() + RETRY_BACKOFF_S
-        return None
 
     def retrain(self, ticker: str) -> TrainOutcome | None:
         """Train on the ticker's stored samples now (None if another process holds the lease)."""
@@ -308,10 +253,7 @@ class SyncTickerModelManager:
 
     def wait_for_retraining(self, timeout: float | None = None) -> list[TrainOutcome]:
         """Block until scheduled retrainings finish; return their outcomes."""
-        with self._inflight_lock:
-            futures = list(self._inflight.values())
-        done = [f.result(timeout=timeout) for f in futures]
-        return [o for o in done if o is not None]
+        return self.retraining.wait(timeout)
 
     # ------------------------------------------------------------------ training
     def _register(self, ticker: str, result: TrainingResult) -> TrainOutcome:
@@ -478,9 +420,7 @@ class SyncTickerModelManager:
 
     def close(self) -> None:
         """Finish scheduled retraining, stop the refresher, release the stores."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        self.retraining.shutdown()
         self.cache.close()
         self.samples.close()
 
