@@ -14,8 +14,8 @@ operations (versions, promotion, rollback, export, import). For every row:
   sample store (``SampleStore.snapshot()``) taken before equals the one after.
 
 All rows share one module-scoped store: ETHUSDT (v1 production, v2 deleted),
-BTCUSDT (v1 production, no history) and a few stored samples. Rows marked
-``xfail(strict=True)`` are bugs found by this table; the reason names the fix.
+BTCUSDT (v1 production, no history) and a few stored samples. Rows with a
+``found_bug`` note found a bug when they were written (fixed since); the note says what it was.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class Api:
     call: Callable[[Env], Any]
     error: type[TickerRegistryError]
     match: str
-    xfail: str = ""
+    found_bug: str = ""  # the bug this row found (fixed since)
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class Same:
 
     id: str
     call: Callable[[Env], Any]
-    xfail: str = ""
+    found_bug: str = ""  # the bug this row found (fixed since)
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class Cli:
     code: int
     match: str
     config: str = ""  # a file of Env.files to pass as --config instead of the good one
-    xfail: str = ""
+    found_bug: str = ""  # the bug this row found (fixed since)
 
 
 _ZEROS = object()
@@ -347,9 +347,9 @@ API: list[Api | Same] = [
     Api("train-missing-feature", train_xy(lambda X, y: (X.drop(columns=X.columns[0]), y)),
         TrainingDataError, "lacks column"),
     Api("train-missing-label", train_xy(lambda X, y: (X, y.drop(columns="impact"))),
-        TrainingDataError, "impact", xfail=MISSING_Y_CHECK),
+        TrainingDataError, "impact", found_bug=MISSING_Y_CHECK),
     Api("train-length-mismatch", train_xy(lambda X, y: (X, y.iloc[:150])), TrainingDataError,
-        "rows", xfail=MISSING_Y_CHECK),
+        "rows", found_bug=MISSING_Y_CHECK),
     Api("train-five-trades", lambda e: e.manager.train("ETHUSDT", trades=make_trades(5)),
         TrainingDataError, "only 5 trades"),
     Api("train-nothing", lambda e: e.manager.train("ETHUSDT"), TickerRegistryError,
@@ -402,15 +402,15 @@ API: list[Api | Same] = [
     Api("config-missing-file", lambda e: load_config(e.f("missing")), ConfigError,
         "cannot read config file"),
     Api("config-not-utf8", lambda e: load_config(e.f("not_utf8.yaml")), ConfigError, "UTF-8",
-        xfail="load_config lets UnicodeDecodeError escape; fix: catch it beside OSError and "
+        found_bug="load_config lets UnicodeDecodeError escape; fix: catch it beside OSError and "
               "raise ConfigError('config file ... is not UTF-8 text')"),
     Api("config-non-string-keys", lambda e: load_config(e.f("mixed_keys.yaml")), ConfigError,
-        "1", xfail="Config.from_dict sorts unknown keys of mixed types (TypeError); fix: "
+        "1", found_bug="Config.from_dict sorts unknown keys of mixed types (TypeError); fix: "
                    "refuse non-string keys first / sort by repr"),
     Api("config-reserved-alias", bad_alias_config("v1"), ConfigError, "production_alias",
-        xfail=UNVALIDATED_ALIAS),
+        found_bug=UNVALIDATED_ALIAS),
     Api("config-alias-with-space", bad_alias_config("live now"), ConfigError, "production_alias",
-        xfail=UNVALIDATED_ALIAS),
+        found_bug=UNVALIDATED_ALIAS),
     Api("config-namespace-with-slash", lambda e: TickerRegistry(
         {**QUICK, "namespace": "../x"}, models_dir=e.models_dir).register(
             "ETHUSDT", e.model, lineage=LINEAGE, idempotency_key="ns"),
@@ -447,10 +447,10 @@ API: list[Api | Same] = [
         NotTrainedError, "not trained"),
     Api("register-key-with-quote", lambda e: e.registry.register(
         "ETHUSDT", e.model, lineage=LINEAGE, idempotency_key="a' or name='b"),
-        RegistryError, "idempotency key", xfail=UNCHECKED_KEY),
+        RegistryError, "idempotency key", found_bug=UNCHECKED_KEY),
     Api("register-empty-key", lambda e: e.registry.register(
         "KEYUSDT", e.model, lineage=LINEAGE, idempotency_key=""), RegistryError,
-        "idempotency key", xfail=UNCHECKED_KEY),
+        "idempotency key", found_bug=UNCHECKED_KEY),
     # --- export and import
     Api("export-missing-ticker", lambda e: e.manager.export("NOPEUSDT", e.f("out")),
         ModelNotFoundError, "NOPEUSDT has no 'production'"),
@@ -523,15 +523,14 @@ CLI: list[Cli] = [
     Cli("cli-config-list", ("status",), 1, "must hold a mapping", config="list.yaml"),
     Cli("cli-config-tab-yaml", ("status",), 1, "not valid YAML", config="tab.yaml"),
     Cli("cli-config-missing", ("status",), 1, "cannot read config file", config="missing"),
-    Cli("cli-config-not-utf8", ("status",), 1, "UTF-8", config="not_utf8.yaml", xfail=BAD_CONFIG),
+    Cli("cli-config-not-utf8", ("status",), 1, "UTF-8", config="not_utf8.yaml", found_bug=BAD_CONFIG),
     Cli("cli-config-non-string-keys", ("status",), 1, "config", config="mixed_keys.yaml",
-        xfail=BAD_CONFIG),
+        found_bug=BAD_CONFIG),
 ]
 
 
 def _params(rows: list[Any]) -> list[Any]:
-    return [pytest.param(r, id=r.id, marks=[pytest.mark.xfail(strict=True, reason=r.xfail)]
-                         if r.xfail else []) for r in rows]
+    return [pytest.param(r, id=r.id) for r in rows]
 
 
 # --------------------------------------------------------------------------- the tests
@@ -625,7 +624,6 @@ def _forge_metrics(bundle: Path, target: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-@pytest.mark.xfail(strict=True, reason=SELF_REPORTED)
 def test_a_bundles_own_metrics_never_replace_production(env):
     """Writes (on a ticker of its own): untrusted claims must not move production."""
     forged = env.root / "forged.trbundle"

@@ -183,10 +183,6 @@ def test_racing_promote_and_rollback_keep_production_valid_and_audited(store):
     registry.load_model(ticker)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AssertionError),
-                   reason="TickerRegistry.rollback takes no expected=: a caller cannot make a "
-                          "rollback conditional on the status it read (promote can). Fix: "
-                          "rollback(..., expected='current') passed through to promote")
 def test_rollback_is_compare_and_set_against_what_the_caller_read(store):
     ticker = "CASUSDT"
     registry = TickerRegistry(CONFIG, models_dir=store["models_dir"])

@@ -161,7 +161,7 @@ POINTS = {
 
 @pytest.mark.parametrize("point", [
     "mid_fit", "before_version", "after_version",
-    pytest.param("before_alias", marks=pytest.mark.xfail(strict=True, reason=GATE_NOT_REAPPLIED)),
+    "before_alias",
 ])
 def test_killed_training_recovers(tmp_path, saved, monkeypatch, point):
     kinds, batch_action, left_version = POINTS[point]
@@ -215,7 +215,6 @@ def test_killed_training_recovers(tmp_path, saved, monkeypatch, point):
     manager.close()
 
 
-@pytest.mark.xfail(strict=True, reason=DEAD_LEASE)
 def test_doctor_frees_a_dead_trainers_lease(tmp_path, saved):
     manager = _store(tmp_path, saved)
     _crash(tmp_path, "mid_fit")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,10 @@ class Config:
     def from_dict(cls, data: Mapping[str, Any] | None = None, *, source: str = "<dict>") -> Config:
         """Build a config from a mapping; unknown keys are refused."""
         data = dict(data or {})
+        odd = [k for k in data if not isinstance(k, str)]
+        if odd:
+            raise ConfigError(f"config key {odd[0]!r} in {source} is not a name; keys are "
+                              "names such as 'model_type'")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -167,6 +172,9 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (bad byte at offset "
+                          f"{exc.start}); save it as UTF-8 YAML") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; "
                           "check the path given to --config") from None
@@ -181,6 +189,10 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values, "
                           f"got {type(data).__name__}")
     return Config.from_dict(data, source=str(path))
+
+
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
 
 
 def _plain(value: Any) -> Any:
@@ -230,6 +242,13 @@ def _validate(cfg: Config, *, source: str) -> None:
                 f"{f.name} ({meta['doc']}) must be {_describe(meta)}"
             )
     _validate_hyperparameters(cfg.hyperparameters, source)
+    for key in ("production_alias", "staging_alias"):
+        alias = getattr(cfg, key)
+        if (not _ALIAS.fullmatch(alias) or alias.lower() == "latest"
+                or _VERSION_ALIAS.fullmatch(alias)):
+            raise ConfigError(
+                f"invalid config value {key}={alias!r} in {source}; an alias is 1-255 letters, "
+                "digits, '_' or '-', and not 'latest' or v<number> (MLflow reserves those)")
     if cfg.production_alias == cfg.staging_alias:
         raise ConfigError(f"production_alias and staging_alias are both "
                           f"{cfg.production_alias!r} in {source}; give them different names")

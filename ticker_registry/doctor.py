@@ -15,17 +15,21 @@ Checks, and what ``repair=True`` does about each (only what is safe):
   crash during training). Repair: finish it with the version registered under
   its key if there is one, else fail it, so its samples train again.
 - ``stale_lock``: a leftover server lock model ``_lock.*``. Repair: delete it.
+- ``stale_lease``: an unexpired training lease held by a process of this host
+  that no longer runs (a killed trainer). Repair: release it, so retraining
+  resumes now rather than after ``LEASE_TTL_S``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ModelFormatError, ModelNotFoundError, RegistryError
-from .locking import LOCK_PREFIX, STALE_AFTER
+from .locking import HOST_ID, LOCK_PREFIX, STALE_AFTER
 from .model import OrderFlowModel
 
 if TYPE_CHECKING:
@@ -82,6 +86,7 @@ def diagnose(manager: SyncTickerModelManager, *, repair: bool = False,
     findings += _orphan_runs(registry, version_runs, repair, grace_s)
     findings += _stale_batches(manager, keys, repair, grace_s)
     findings += _stale_locks(registry, repair)
+    findings += _stale_leases(manager, repair)
     return findings
 
 
@@ -180,3 +185,33 @@ def _stale_locks(registry: Any, repair: bool) -> list[Finding]:
         out.append(Finding("stale_lock", rm.name[len(LOCK_PREFIX):], f"{rm.name} is "
                            f"{age:.0f} s old", action))
     return out
+
+
+def _stale_leases(manager: Any, repair: bool) -> list[Finding]:
+    out = []
+    now = time.time()
+    for lease in manager.samples.leases():
+        if lease["expires_at"] <= now or not _gone(lease["owner"]):
+            continue  # an expired lease is taken over anyway; live or remote owners stay
+        action = ""
+        if repair:
+            manager.samples.release_lease(lease["ticker"], lease["owner"])
+            action = "released"
+        out.append(Finding("stale_lease", lease["ticker"], f"training lease held by "
+                           f"{lease['owner']}, a process that no longer runs", action))
+    return out
+
+
+def _gone(owner: str) -> bool:
+    """True when ``owner`` (``<HOST_ID>:<pid>:...``) was a process of this host that exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != HOST_ID or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -56,6 +56,8 @@ def _host_identity() -> str:
 
 
 _HOST = _host_identity()
+#: This host's pid space, for owners other modules record (training leases).
+HOST_ID = _HOST
 #: Owner tokens of the remote locks this process holds right now.
 _HELD: set[str] = set()
 _HELD_LOCK = threading.Lock()
@@ -132,11 +134,16 @@ class TickerLock:
                           tags={"acquired_at": repr(time.time()), "owner": str(self._token)},
                           description="transient write lock of ticker-registry; "
                                       f"safe to delete when older than {STALE_AFTER:.0f} s")
-                break
+            except ModelNotFoundError:
+                # MLflow's create, on a name collision, reads the existing model to word its
+                # error; when the holder deleted it in between, that read fails "not found".
+                holder = None
             except RegistryError as exc:
                 if not getattr(exc, "already_exists", False):
                     raise
-            holder = self._holder()
+                holder = self._holder()
+            else:
+                break
             if holder is not None and holder[0] == self._token:
                 break  # our create went through but its response was lost, then was re-sent
             if holder is not None and self._abandoned(*holder):

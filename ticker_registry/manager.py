@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +40,7 @@ from .cache import ModelCache, ServedModel
 from .config import Config, load_config
 from .exceptions import ModelNotFoundError, NotTrainedError, RegistryError, TickerRegistryError
 from .features import FLOW_TYPES, live_feature_vector
+from .locking import HOST_ID
 from .model import OrderFlowModel
 from .performance import LivePerformance
 from .records import PromotionDecision, VersionInfo
@@ -124,7 +124,7 @@ class SyncTickerModelManager:
         self.retraining = RetrainScheduler(self.config, self.samples, self.retrain,
                                            self.cache.peek)
         self._names: dict[str, str] = {}
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = f"{HOST_ID}:{os.getpid()}"  # doctor can tell whether it still runs
 
     @property
     def tracking_uri(self) -> str:
@@ -261,9 +261,9 @@ class SyncTickerModelManager:
                                                idempotency_key=result.idempotency_key,
                                                holdout=(result.X_valid, result.y_valid))
         decision = None
-        # A version found by its key but never gated was registered by an attempt that died
-        # before moving the alias: finish that attempt's work now.
-        if created or "gate.decision" not in info.tags:
+        # A version found by its key whose gate never moved an alias was registered by an
+        # attempt that died before (or while) gating it: finish that attempt's work now.
+        if created or not self.registry.gate_applied(ticker, info.version):
             decision = self.registry.apply_gate(ticker, info.version, result.model,
                                                 result.X_valid, result.y_valid)
             if decision.promoted and self.cache.peek(ticker) is not None:
@@ -379,8 +379,10 @@ class SyncTickerModelManager:
         self.cache.invalidate(self._ticker(ticker))
         return event
 
-    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "") -> Any:
-        event = self.registry.rollback(self._ticker(ticker), to_version=to_version, reason=reason)
+    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "",
+                 expected: int | None | str = "current") -> Any:
+        event = self.registry.rollback(self._ticker(ticker), to_version=to_version, reason=reason,
+                                       expected=expected)
         self.cache.invalidate(self._ticker(ticker))
         return event
 

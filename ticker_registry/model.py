@@ -119,6 +119,13 @@ class OrderFlowModel:
         """
         cfg = self.config
         features = _feature_matrix(X)
+        missing = [c for c in HEADS if not isinstance(y, pd.DataFrame) or c not in y.columns]
+        if missing:
+            raise TrainingDataError(f"labels y lack column(s) {missing}; y must be a DataFrame "
+                                    f"with {', '.join(HEADS)} (see build_training_set)")
+        if len(y) != len(features):
+            raise TrainingDataError(f"X has {len(features)} rows but y has {len(y)} rows; give "
+                                    "one label row per feature row")
         flow = _flow_codes(y["flow_type"])
         impact = y["impact"].to_numpy(dtype=np.float64)
         tte = y["time_to_execution"].to_numpy(dtype=np.float64)

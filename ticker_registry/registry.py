@@ -19,6 +19,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ KIND = "order_flow_model"
 _PAGE = 1000
 _MODEL_ARTIFACT = "model"
 _NATIVE_SUBDIR = "artifacts/order_flow_model"
+_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _check_key(key: object) -> str:
+    """An idempotency key that is safe in an MLflow filter string."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise RegistryError(f"idempotency key {key!r} is not valid; use 1-64 letters, digits, "
+                            "'.', '_' or '-' (training keys are hex digests)")
+    return key
 
 
 def resolve_tracking_uri(tracking_uri: str | None, models_dir: str | os.PathLike[str] | None) -> str:
@@ -197,6 +207,7 @@ class TickerRegistry:
     # ------------------------------------------------------------------ registration
     def find_by_idempotency_key(self, ticker: str, key: str) -> VersionInfo | None:
         """The version registered with ``key``, or None."""
+        _check_key(key)
         name = self.model_name(ticker)
         try:
             found = self._call(self.client.search_model_versions,
@@ -218,6 +229,7 @@ class TickerRegistry:
         plot when ``log_plots`` is on.
         """
         model._check_fitted()
+        _check_key(idempotency_key)
         ticker = normalize_ticker(ticker)
         name = self.model_name(ticker)
         existing = self.find_by_idempotency_key(ticker, idempotency_key)
@@ -378,6 +390,16 @@ class TickerRegistry:
                      expected=state.aliases.get(alias), action="gate")
         return decision
 
+    def gate_applied(self, ticker: str, version: int) -> bool:
+        """True when the gate already placed ``version``: an alias holds it or the audit
+        trail records the gate's move (the ``gate.*`` tags are written before the move,
+        so they alone do not prove it happened)."""
+        state = self._state(self.model_name(ticker))
+        if int(version) in state.aliases.values():
+            return True
+        return any(e.action == "gate" and e.to_version == int(version)
+                   for e in _audit_from_tags(state.tags))
+
     # ------------------------------------------------------------------ aliases
     def promote(self, ticker: str, version: int, *, to: str | None = None, reason: str = "",
                 expected: int | None | str = "current", action: str = "promote") -> AuditEvent:
@@ -431,7 +453,8 @@ class TickerRegistry:
         """Every alias move of ``ticker``, oldest first."""
         return _audit_from_tags(self._state(self.model_name(ticker)).tags)
 
-    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "") -> AuditEvent:
+    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "",
+                 expected: int | None | str = "current") -> AuditEvent:
         """Move production back to the previous production version (or ``to_version``).
 
         Raises
@@ -444,6 +467,10 @@ class TickerRegistry:
         alias = self.config.production_alias
         state = self._state(name)
         current = state.aliases.get(alias)
+        if expected != "current" and expected != current:
+            raise PromotionConflictError(
+                f"{alias} of {ticker} moved to version {current} while you expected "
+                f"{expected}; read the status again and retry")
         if to_version is None:
             history = _production_history(_audit_from_tags(state.tags), alias)
             if len(history) < 2:

@@ -535,6 +535,12 @@ class SampleStore:
                                .where(_leases.c.ticker == ticker)).first()
         return row.owner if row is not None and row.expires_at > time.time() else None
 
+    def leases(self) -> list[dict[str, Any]]:
+        """Every training lease row (expired ones included), by ticker."""
+        with self._read("list training leases") as conn:
+            return [dict(r._mapping)
+                    for r in conn.execute(sa.select(_leases).order_by(_leases.c.ticker))]
+
     # ------------------------------------------------------------------ inspection
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table, by table name, in primary-key order."""

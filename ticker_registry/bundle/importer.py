@@ -9,11 +9,12 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BundleError, ModelFormatError
 from ..features import FEATURE_NAMES
 from ..model import OrderFlowModel, package_versions
+from ..promotion import head_skill
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from .check import check_in_subprocess
@@ -90,7 +91,7 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
             ticker, model, lineage=lineage, idempotency_key=key,
             extra_tags=_import_tags(manifest, path.name, verified.sha256),
             description=_description(manifest, path.name))
-        decision = registry.apply_gate(ticker, info.version, model) if created else None
+        decision = _place(registry, ticker, info.version, model) if created else None
         return ImportResult(registry.get_version(ticker, info.version), created, manifest,
                             decision)
     finally:
@@ -153,3 +154,24 @@ def _check_same_prediction(model: OrderFlowModel, expected: list[float], file_na
     if not np.allclose(got, expected, rtol=1e-9, atol=1e-12, equal_nan=False):
         raise BundleError(f"bundle {file_name!r} is refused: the model predicts differently "
                           "here than in the isolated test load")
+
+
+def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel) -> PromotionDecision:
+    """Where an imported version goes: production only if the ticker has none.
+
+    A bundle's metrics are its own claims (``model.json``), not scores we
+    measured, so an import never replaces an existing production version: it
+    lands on staging and is promoted explicitly after review.
+    """
+    champion = registry.production_version(ticker)
+    if champion is None:
+        return registry.apply_gate(ticker, version, model)
+    staging = registry.config.staging_alias
+    reason = ("imported versions never replace production automatically (their metrics are "
+              "the bundle's claims); promote it explicitly after review")
+    registry.set_version_tag(ticker, version, "gate.decision", "staging")
+    registry.set_version_tag(ticker, version, "gate.reason", reason)
+    registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import")
+    return PromotionDecision(False, staging, reason, dict(model.metrics_), {}, champion,
+                             head_skill(model.metrics_))
+
