@@ -32,8 +32,10 @@ Fixtures:
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -84,7 +86,6 @@ class TrackingServer:
 
     env_file: Path
     env: dict[str, str] = field(default_factory=dict)
-    owned: bool = False  # started (and so stopped) by these fixtures
 
     def __post_init__(self) -> None:
         if not self.env:
@@ -146,22 +147,38 @@ def _run_script(argv: list[str], timeout: float = 180) -> str:
     return proc.stdout
 
 
-def start_private_server(state_dir: Path) -> TrackingServer:
-    """Start a PostgreSQL + mlflow server whose state lives in ``state_dir`` (port 0: free)."""
+def start_private_server(label: str) -> TrackingServer:
+    """Start a PostgreSQL + mlflow server in a new state dir, on free ports.
+
+    The state dir is made under ``${TMPDIR:-/tmp}``, not under pytest's base temp: pytest
+    resets ``/tmp/pytest-of-<user>`` to mode 0700 whenever a session starts, which would
+    lock the ``postgres`` OS user (root runs PostgreSQL as it) out of its data directory.
+    """
     if not _pg_binaries():
         _unavailable("PostgreSQL server binaries not found; run scripts/install_system_deps.sh "
                      "or use scripts/test.sh")
-    _run_script([str(START), str(state_dir), "0"])
-    return TrackingServer(state_dir / "env", owned=True)
+    state = Path(tempfile.mkdtemp(prefix=f"ticker-registry-{label}-")) / "server"
+    try:
+        _run_script([str(START), str(state), "0"])
+    except BaseException:
+        _stop_and_remove(state)
+        raise
+    return TrackingServer(state / "env")
 
 
 def stop_private_server(server: TrackingServer) -> None:
-    subprocess.run(["bash", str(STOP), str(server.state_dir)], capture_output=True, timeout=120,
+    """Stop a server of :func:`start_private_server` and delete its state."""
+    _stop_and_remove(server.env_file.parent)
+
+
+def _stop_and_remove(state: Path) -> None:
+    subprocess.run(["bash", str(STOP), str(state)], capture_output=True, timeout=120,
                    stdin=subprocess.DEVNULL, check=False)
+    shutil.rmtree(state.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+def tracking_server() -> Iterator[TrackingServer]:
     """The shared server of this test session (see the module docstring)."""
     env_path = os.environ.get(SERVER_ENV)
     if env_path:
@@ -179,7 +196,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
     if _in_ci():
         pytest.fail(f"CI=true but {SERVER_ENV} is not set: the server tests must run in CI "
                     "against the server started by scripts/test.sh", pytrace=False)
-    server = start_private_server(tmp_path_factory.mktemp("tracking-server"))
+    server = start_private_server("server")
     try:
         yield server
     finally:
@@ -187,9 +204,9 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
 
 
 @pytest.fixture(scope="module")
-def crashable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+def crashable_server() -> Iterator[TrackingServer]:
     """A private server for tests that kill mlflow (never the shared one)."""
-    server = start_private_server(tmp_path_factory.mktemp("crashable-server"))
+    server = start_private_server("crashable")
     try:
         yield server
     finally:

@@ -206,18 +206,22 @@ class TickerLock:
         token = self._token
         if token is None:
             return
-        with _HELD_LOCK:
-            _HELD.discard(token)
-        self._token = None
-        holder = self._holder()
-        if holder is not None and holder[0] != token:
-            log.warning("the write lock of %s was taken over by %s while held (older than "
-                        "%.0f s?); leaving it alone", self.name, holder[0], STALE_AFTER)
-            return
-        reg = self.registry
         try:
-            reg._call(reg.client.delete_registered_model, self._lock_name)
-        except ModelNotFoundError:
-            pass
-        except RegistryError as exc:  # unreachable server: broken later as abandoned or stale
-            log.warning("could not release the write lock of %s: %s", self.name, exc)
+            holder = self._holder()
+            if holder is not None and holder[0] != token:
+                log.warning("the write lock of %s was taken over by %s while held (older than "
+                            "%.0f s?); leaving it alone", self.name, holder[0], STALE_AFTER)
+                return
+            reg = self.registry
+            try:
+                reg._call(reg.client.delete_registered_model, self._lock_name)
+            except ModelNotFoundError:
+                pass
+            except RegistryError as exc:  # unreachable server: broken later as abandoned/stale
+                log.warning("could not release the write lock of %s: %s", self.name, exc)
+        finally:
+            # only now: until the lock model is gone, our other threads must not take it
+            # for abandoned (and delete a successor's lock with ours)
+            with _HELD_LOCK:
+                _HELD.discard(token)
+            self._token = None

@@ -107,15 +107,18 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     # An unreachable tracking server fails a command within ~10 s (README, "Running for a
     # team") instead of MLflow's default of minutes: 5 s per HTTP attempt, no blind re-sends
-    # by MLflow (our retries are idempotent), no new attempt after 5 s. Variables the user
-    # set win; restored on exit so an in-process caller (CliRunner) is left as it was.
-    import os
+    # by MLflow (our retries are idempotent), no new attempt after 5 s; and MLflow's "View
+    # run at" lines stay off stdout (it is ours: JSON, CSV). Variables the user set win;
+    # restored on exit so an in-process caller (CliRunner) is left as it was.
+    if tracking_uri and tracking_uri.lower().startswith(("http://", "https://")):
+        import os
 
-    bounded = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-               "TICKER_REGISTRY_RETRY_DEADLINE": "5"}
-    added = [key for key in bounded if key not in os.environ]
-    os.environ.update({key: bounded[key] for key in added})
-    ctx.call_on_close(lambda: [os.environ.pop(key, None) for key in added])
+        bounded = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                   "TICKER_REGISTRY_RETRY_DEADLINE": "5",
+                   "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+        added = [key for key in bounded if key not in os.environ]
+        os.environ.update({key: bounded[key] for key in added})
+        ctx.call_on_close(lambda: [os.environ.pop(key, None) for key in added])
     ctx.obj = Context(tracking_uri, config_path, models_dir, quiet)
 
 
