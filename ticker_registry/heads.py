@@ -17,6 +17,7 @@ head an (n,) vector. ``predict`` takes a C-contiguous float64 matrix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,13 @@ import numpy as np
 from .exceptions import ModelFormatError
 
 __all__ = ["HEAD_SUFFIX", "SKOPS_TRUSTED", "Head", "load_head", "train_head"]
+
+# XGBoost and LightGBM run OpenMP, whose threads busy-wait at every barrier by default.
+# When the cores are shared (another worker, the event loop, a retrain thread, other
+# processes) n_jobs=2 then took 7-20x longer than n_jobs=1 (benchmarks/RESULTS.md, B5);
+# passive waiting removes that at no cost here. libgomp reads it once, when the model
+# library is loaded, so it is set before our lazy imports; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 HEAD_SUFFIX = {"xgboost": ".ubj", "lightgbm": ".txt", "random_forest": ".skops"}
 

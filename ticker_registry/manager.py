@@ -274,17 +274,22 @@ class SyncTickerModelManager:
 
     def train(self, ticker: str, trades: pd.DataFrame | None = None, *,
               files: Iterable[str | os.PathLike[str]] = (), market: pd.DataFrame | None = None,
-              X: pd.DataFrame | None = None, y: pd.DataFrame | None = None) -> TrainOutcome:
-        """Train and register one version from trades (frame or files) or from ``(X, y)``."""
+              X: pd.DataFrame | None = None, y: pd.DataFrame | None = None,
+              n_jobs: int | None = None) -> TrainOutcome:
+        """Train and register one version from trades (frame or files) or from ``(X, y)``.
+
+        ``n_jobs`` overrides the config's threads per head for this training.
+        """
         name = self._ticker(ticker)
+        config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
         if X is not None and y is not None:
-            return self._register(name, train_model(X, y, self.config, source="features"))
+            return self._register(name, train_model(X, y, config, source="features"))
         paths = [str(p) for p in files]
         if trades is None:
             if not paths:
                 raise TickerRegistryError("give trades (a frame) or files to train on")
             trades = load_trades(paths)
-        return self._register(name, train_on_trades(trades, self.config, market=market,
+        return self._register(name, train_on_trades(trades, config, market=market,
                                                     files=[Path(p).name for p in paths]))
 
     def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:

@@ -63,7 +63,8 @@ def train_many(manager: Any, jobs: Sequence[tuple[str, list[str]]], *, workers: 
 
     if workers <= 1 or len(jobs) <= 1:
         for i, (ticker, files) in enumerate(jobs):
-            done(i, manager.train(ticker, files=files).to_dict())
+            done(i, manager.train(ticker, files=files,
+                                  n_jobs=threads_per_worker(1)).to_dict())
     else:
         import multiprocessing
 

@@ -22,6 +22,8 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -262,12 +264,16 @@ class TickerRegistry:
 
     def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str],
                         key: str, description: str) -> Any:
+        attempts = 0
+
         def create() -> Any:
-            # A lost response to an earlier attempt may already have created it.
-            found = self._call(self.client.search_model_versions,
-                               f"name='{name}' and tags.idempotency_key='{key}'")
-            if found:
-                return min(found, key=lambda mv: int(mv.version))
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # a lost response to an earlier attempt may already have created it
+                found = self._call(self.client.search_model_versions,
+                                   f"name='{name}' and tags.idempotency_key='{key}'")
+                if found:
+                    return min(found, key=lambda mv: int(mv.version))
             return self.client.create_model_version(name, source, run_id, tags=tags,
                                                     description=description)
 
@@ -310,19 +316,22 @@ class TickerRegistry:
         run = self._call(self.client.create_run, self.experiment_id, tags=tags)
         run_id = run.info.run_id
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
-        self._call(self.client.log_batch, run_id,
+        self._call(self.client.log_batch, run_id,  # the tags went with create_run
                    metrics=[Metric(k, float(v), now_ms, 0) for k, v in model.metrics_.items()],
-                   params=[Param(k, str(v)) for k, v in params.items()],
-                   tags=[RunTag(k, str(v)) for k, v in tags.items() if k != "mlflow.runName"])
+                   params=[Param(k, str(v)) for k, v in params.items()])
+        local = _local_artifact_dir(run.info.artifact_uri)
         with tempfile.TemporaryDirectory(prefix="ticker-registry-") as tmp:
-            model_dir = Path(tmp) / _MODEL_ARTIFACT
-            save_pyfunc(model, model_dir)
             if self.config.log_plots:
                 from .plots import write_plots
 
                 write_plots(model, Path(tmp) / "plots", *(holdout or (None, None)))
                 self._call(self.client.log_artifacts, run_id, str(Path(tmp) / "plots"), "plots")
-            self._call(self.client.log_artifacts, run_id, str(model_dir), _MODEL_ARTIFACT)
+            if local is not None:  # embedded store: write in place rather than save + copy
+                save_pyfunc(model, local / _MODEL_ARTIFACT)
+            else:
+                save_pyfunc(model, Path(tmp) / _MODEL_ARTIFACT)
+                self._call(self.client.log_artifacts, run_id, str(Path(tmp) / _MODEL_ARTIFACT),
+                           _MODEL_ARTIFACT)
         return run_id, f"{run.info.artifact_uri}/{_MODEL_ARTIFACT}"
 
     def _version_description(self, ticker: str, model: OrderFlowModel) -> str:
@@ -631,8 +640,52 @@ class TickerRegistry:
                    metrics=[Metric(k, float(v), now_ms, step) for k, v in metrics.items()])
 
 
+def _local_artifact_dir(artifact_uri: str) -> Path | None:
+    """The folder of a ``file:`` artifact URI (the embedded store), else None."""
+    if not artifact_uri.startswith("file:"):
+        return None
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return Path(local_file_uri_to_path(artifact_uri))
+
+
+_SKELETONS: dict[tuple[str, ...], Path] = {}
+_SKELETON_LOCK = threading.Lock()
+
+
 def save_pyfunc(model: OrderFlowModel, path: Path) -> Path:
-    """Save ``model`` as an MLflow pyfunc directory ("models from code", no pickle)."""
+    """Save ``model`` as an MLflow pyfunc directory ("models from code", no pickle).
+
+    Everything but the native heads is the same for every version (our
+    wrapper file, signature, input example, pinned requirements), and MLflow's
+    ``save_model`` spends ~30 ms producing it (requirement checks against the
+    installed packages, YAML, example validation, an artifact copy). So it
+    runs once per process and requirement set; each version copies that
+    skeleton, writes its own heads and gets a fresh ``MLmodel`` identity.
+    """
+    from mlflow.models import Model
+
+    from . import pyfunc_model
+
+    key = (model.config.model_type, *_pip_requirements())
+    with _SKELETON_LOCK:
+        skeleton = _SKELETONS.get(key)
+        if skeleton is None or not (skeleton / "MLmodel").is_file():
+            skeleton = Path(tempfile.mkdtemp(prefix="ticker-registry-pyfunc-")) / "model"
+            _save_pyfunc_with_mlflow(model, skeleton)
+            _SKELETONS[key] = skeleton
+    native = skeleton / "artifacts" / pyfunc_model.ARTIFACT_KEY
+    shutil.copytree(skeleton, path, ignore=lambda d, names: names if Path(d) == native else [])
+    model.save(path / "artifacts" / pyfunc_model.ARTIFACT_KEY)
+    meta = Model.load(str(path / "MLmodel"))
+    meta.model_uuid = uuid.uuid4().hex
+    meta.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
+    meta.model_size_bytes = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    meta.save(str(path / "MLmodel"))
+    return path
+
+
+def _save_pyfunc_with_mlflow(model: OrderFlowModel, path: Path) -> Path:
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
