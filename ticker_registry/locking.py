@@ -43,7 +43,6 @@ STALE_AFTER = 60.0
 log = logging.getLogger(__name__)
 
 
-
 def _host_identity() -> str:
     """This host's pid space: host name, boot id and pid namespace (pids mean the same in it)."""
     parts = [socket.gethostname()]

@@ -302,7 +302,7 @@ class TickerRegistry:
 
     def _log_run(self, ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
                  key: str, holdout: tuple[pd.DataFrame, pd.DataFrame] | None) -> tuple[str, str]:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         params = {"ticker": ticker, "model_type": model.config.model_type,
                   **{f"spec.{k}": v for k, v in model.spec_.to_dict().items()
