@@ -285,7 +285,9 @@ class SampleStore:
         ticker = normalize_ticker(ticker)
         row = _row(ticker, *validate_sample(features, flow_type, impact, time_to_execution))
         with self._write(f"add a sample for {ticker}") as conn:
-            return int(conn.execute(sa.insert(_samples).values(**row)).inserted_primary_key[0])
+            key = conn.execute(sa.insert(_samples).values(**row)).inserted_primary_key
+            assert key is not None  # an autoincrement insert always returns its key
+            return int(key[0])
 
     def add_many(self, ticker: str, rows: Iterable[Any]) -> list[int]:
         """Validate every row, then insert them all in one transaction; return their ids.
@@ -316,8 +318,9 @@ class SampleStore:
             if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
                 stmt = sa.insert(_samples).returning(_samples.c.id, sort_by_parameter_order=True)
                 return [int(i) for i in conn.execute(stmt, prepared).scalars()]
-            return [int(conn.execute(sa.insert(_samples).values(**r)).inserted_primary_key[0])
+            keys = [conn.execute(sa.insert(_samples).values(**r)).inserted_primary_key
                     for r in prepared]
+            return [int(k[0]) for k in keys if k is not None]
 
     def count(self, ticker: str | None = None, *, unconsumed: bool = False) -> int:
         """Number of samples (of ``ticker``, or all), optionally only those not yet trained on."""
@@ -354,7 +357,7 @@ class SampleStore:
         else:
             q = q.order_by(c.id)
         with self._read(f"load the samples of {ticker}") as conn:
-            rows = conn.execute(q).all()
+            rows = list(conn.execute(q).all())
         if last is not None:
             rows.reverse()
         return self._batch(ticker, rows)

@@ -126,7 +126,7 @@ def _read_bundle(path: Path, dest: Path | None) -> _Verified:
         f.seek(0)
         compressed = _sniff(path, head, f)
         raw = _RawSource(f, label)
-        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[call-overload]
         budget = _Budget(stream, raw, compressed, label)
         try:
             verified = _read_members(budget, label, dest)
@@ -226,7 +226,7 @@ def _read_members(budget: _Budget, label: str, dest: Path | None) -> BundleManif
     manifest: BundleManifest | None = None
     expected: dict[str, BundleMember] = {}
     seen: set[str] = set()
-    tar = tarfile.open(fileobj=budget, mode="r|")  # noqa: SIM115 (stream mode; closed below)
+    tar = tarfile.open(fileobj=budget, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
     try:
         for info in tar:
             name = info.name
