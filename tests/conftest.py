@@ -88,6 +88,20 @@ def registry(tmp_path, quick_config, empty_store_db):
     return new_store(tmp_path / "store", empty_store_db, quick_config)
 
 
+def register_training(registry, result, ticker: str = "ETHUSDT", gate: bool = True):
+    """Register a TrainingResult (and apply the gate when it created a version).
+
+    Returns ``(version, created, decision)``; ``decision`` is None without a gate.
+    """
+    info, created = registry.register(ticker, result.model, lineage=result.lineage,
+                                      idempotency_key=result.idempotency_key)
+    decision = None
+    if gate and created:
+        decision = registry.apply_gate(ticker, info.version, result.model, result.X_valid,
+                                       result.y_valid)
+    return info, created, decision
+
+
 def registry_snapshot(registry) -> dict:
     """Everything a rejected operation must leave unchanged: models, versions, aliases, tags."""
     out = {}

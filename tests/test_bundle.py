@@ -33,15 +33,11 @@ from ticker_registry.bundle import (
 )
 
 import bad_bundles
-from conftest import new_store, registry_snapshot
+from conftest import new_store, register_training, registry_snapshot
 
 
 def _register(registry, result, ticker="ETHUSDT", gate=True):
-    info, created = registry.register(ticker, result.model, lineage=result.lineage,
-                                      idempotency_key=result.idempotency_key)
-    if gate and created:
-        registry.apply_gate(ticker, info.version, result.model, result.X_valid, result.y_valid)
-    return info
+    return register_training(registry, result, ticker, gate)[0]
 
 
 @pytest.fixture(scope="module")

@@ -26,16 +26,11 @@ from ticker_registry import (
 )
 from ticker_registry.registry import TickerRegistry, resolve_tracking_uri
 
-from conftest import registry_snapshot
+from conftest import register_training, registry_snapshot
 
 
 def register(registry, result, ticker="ETHUSDT", gate=True):
-    info, created = registry.register(ticker, result.model, lineage=result.lineage,
-                                      idempotency_key=result.idempotency_key)
-    decision = None
-    if gate and created:
-        decision = registry.apply_gate(ticker, info.version, result.model, result.X_valid,
-                                       result.y_valid)
+    info, _, decision = register_training(registry, result, ticker, gate)
     return info, decision
 
 

@@ -37,7 +37,7 @@ from ticker_registry.locking import LOCK_PREFIX, STALE_AFTER, TickerLock
 from ticker_registry.registry import TickerRegistry
 from ticker_registry.retry import TransientRegistryError, with_retries
 
-from conftest import make_trades, registry_snapshot
+from conftest import make_trades, register_training, registry_snapshot
 
 pytestmark = pytest.mark.server
 
@@ -47,14 +47,7 @@ CLI_DEADLINE_S = 10.0
 STARTUP_SLACK_S = 6.0
 
 
-def register(registry, result, ticker="ETHUSDT", gate=True):
-    info, created = registry.register(ticker, result.model, lineage=result.lineage,
-                                      idempotency_key=result.idempotency_key)
-    decision = None
-    if gate and created:
-        decision = registry.apply_gate(ticker, info.version, result.model, result.X_valid,
-                                       result.y_valid)
-    return info, created, decision
+register = register_training
 
 
 def lock_models(registry) -> list[str]:
