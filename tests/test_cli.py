@@ -205,6 +205,37 @@ def test_console_script_subprocess_runs(store):
 
 
 @pytest.mark.slow
+def test_every_command_runs_as_a_subprocess(tmp_path):
+    """The installed console script, one real process per command, on a fresh store."""
+    trades = tmp_path / "ETHUSDT-trades.csv"
+    make_trades(5000, seed=7).to_csv(trades, index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text("\n".join(f"{k}: {v}" for k, v in QUICK.items() if k != "hyperparameters")
+                      + "\nhyperparameters: {xgboost: {n_estimators: 20, max_depth: 4}}\n")
+    base = [_console_script(), "--models-dir", str(tmp_path / "store"), "--config", str(config)]
+    bundle = tmp_path / "eth.trbundle"
+    steps = [
+        ["train", "--ticker", "ETHUSDT", "--trades", str(trades)],
+        ["train", "--ticker", "BTCUSDT", "--trades", str(trades)],
+        ["status", "--format", "csv"], ["metadata"], ["versions", "ETHUSDT"],
+        ["best", "-n", "2"], ["export", "--ticker", "ETHUSDT", "--file", str(bundle)],
+        ["import", "--file", str(bundle), "--as-ticker", "SOLUSDT"],
+        ["compare", "SOLUSDT", "1", "1"], ["promote", "SOLUSDT", "1", "--to", "staging"],
+        ["promote", "SOLUSDT", "1"], ["export", "--all", "--dir", str(tmp_path / "backup")],
+        ["preload", "ETHUSDT,BTCUSDT"], ["cleanup", "--dry-run"], ["doctor"],
+        ["report", "--out", str(tmp_path / "report.html")], ["ui", "--help"],
+    ]
+    for args in steps:
+        result = _run([*base, *args], tmp_path)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "BTCUSDT-v1.trbundle", "ETHUSDT-v1.trbundle", "SOLUSDT-v1.trbundle"]
+    rolled = _run([*base, "rollback", "SOLUSDT"], tmp_path)
+    assert rolled.returncode == 1 and rolled.stderr.startswith("Error: ")
+
+
+@pytest.mark.slow
 def test_seed_script_invocations(store, tmp_path):
     common = ["--models-dir", str(store["models_dir"]), "--config", str(store["config"])]
     py = [sys.executable, str(SCRIPT)]
