@@ -14,6 +14,7 @@ waits for scheduled retraining.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .exceptions import ConfigError, NotTrainedError
+from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError
 from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
 from .manager import TickerModelManager
 
@@ -75,9 +76,17 @@ class OrderFlowTradingStrategy:
         self._pending: deque[_Pending] = deque()
         self.summary = StrategySummary(self.symbol)
         self.last_prediction: dict[str, Any] | None = None
+        self._known_versions: set[int] = set()
 
     async def start(self) -> None:
         await self.manager.get_or_create_model(self.symbol)
+        self._known_versions = set(await asyncio.to_thread(self._versions))
+
+    def _versions(self) -> list[int]:
+        try:
+            return [v.version for v in self.manager.registry.list_versions(self.symbol)]
+        except ModelNotFoundError:
+            return []
 
     async def on_trade(self, trade: Mapping[str, Any],
                        market_data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
@@ -131,9 +140,12 @@ class OrderFlowTradingStrategy:
             last = _ns(self._window[-1]["timestamp"])
             while self._pending and last >= self._pending[0].ts + self.spec.horizon_ns:
                 await self._label(self._pending.popleft())
-        outcomes = await self.manager.wait_for_retraining()
-        self.summary.versions_trained.extend(o.version.version for o in outcomes if o.created)
-        self.summary.production_version = self.manager.registry.production_version(self.symbol)
+        await self.manager.wait_for_retraining()
+        # every version registered while we ran (by this process's retraining)
+        self.summary.versions_trained = sorted(
+            set(await asyncio.to_thread(self._versions)) - self._known_versions)
+        self.summary.production_version = await asyncio.to_thread(
+            self.manager.registry.production_version, self.symbol)
         return self.summary
 
     async def replay(self, trades: pd.DataFrame) -> StrategySummary:
