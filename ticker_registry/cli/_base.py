@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -103,22 +104,26 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # MLflow logs INFO chatter (schema validation, DB migrations) on its own handler.
-    logging.getLogger("mlflow").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    # MLflow logs INFO chatter (schema migrations, example validation) on its own handler,
+    # configured from MLFLOW_LOGGING_LEVEL when mlflow is first imported (later, lazily);
+    # setLevel covers the case where it is already imported (an in-process caller).
+    mlflow_level = "DEBUG" if verbose >= 2 else "WARNING"
+    logging.getLogger("mlflow").setLevel(mlflow_level)
+    defaults = {"MLFLOW_LOGGING_LEVEL": mlflow_level}
     # An unreachable tracking server fails a command within ~10 s (README, "Running for a
     # team") instead of MLflow's default of minutes: 5 s per HTTP attempt, no blind re-sends
     # by MLflow (our retries are idempotent), no new attempt after 5 s; and MLflow's "View
-    # run at" lines stay off stdout (it is ours: JSON, CSV). Variables the user set win;
-    # restored on exit so an in-process caller (CliRunner) is left as it was.
+    # run at" lines stay off stdout (it is ours: JSON, CSV).
     if tracking_uri and tracking_uri.lower().startswith(("http://", "https://")):
-        import os
-
-        bounded = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                   "TICKER_REGISTRY_RETRY_DEADLINE": "5",
-                   "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-        added = [key for key in bounded if key not in os.environ]
-        os.environ.update({key: bounded[key] for key in added})
-        ctx.call_on_close(lambda: [os.environ.pop(key, None) for key in added])
+        defaults.update({"MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+                         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                         "TICKER_REGISTRY_RETRY_DEADLINE": "5",
+                         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
+    # Variables the user set win; ours are removed on exit so an in-process caller
+    # (CliRunner) is left as it was.
+    added = [key for key in defaults if key not in os.environ]
+    os.environ.update({key: defaults[key] for key in added})
+    ctx.call_on_close(lambda: [os.environ.pop(key, None) for key in added])
     ctx.obj = Context(tracking_uri, config_path, models_dir, quiet)
 
 
