@@ -22,6 +22,7 @@ from .exceptions import (
     SampleValidationError,
     StoreError,
     TickerRegistryError,
+    TimestampError,
     TradeDataError,
     TrainingDataError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "TickerModelManager",
     "TickerRegistry",
     "TickerRegistryError",
+    "TimestampError",
     "TradeDataError",
     "TrainOutcome",
     "TrainingDataError",

@@ -8,6 +8,7 @@ callers can catch that one class. Errors about a bad value also derive from
     ├── ConfigError (ValueError)              bad config key, type or value
     ├── InvalidTickerError (ValueError)       a ticker that is not a safe symbol
     ├── TradeDataError (ValueError)           unreadable or malformed trade file
+    │   └── TimestampError                    a time that is not a valid epoch or ISO time
     ├── TrainingDataError (ValueError)        too few / constant training rows
     ├── SampleValidationError (ValueError)    a training sample that does not fit the spec
     ├── NotTrainedError (ValueError, AttributeError)
@@ -38,6 +39,7 @@ __all__ = [
     "SampleValidationError",
     "StoreError",
     "TickerRegistryError",
+    "TimestampError",
     "TradeDataError",
     "TrainingDataError",
 ]
@@ -57,6 +59,10 @@ class InvalidTickerError(TickerRegistryError, ValueError):
 
 class TradeDataError(TickerRegistryError, ValueError):
     """A trade file cannot be read or holds malformed rows."""
+
+
+class TimestampError(TradeDataError):
+    """A time is not a valid epoch (s/ms/us/ns after 1970) or ISO-8601 time."""
 
 
 class TrainingDataError(TickerRegistryError, ValueError):

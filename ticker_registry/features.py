@@ -14,17 +14,19 @@ same event. The definitions are tabled in the README ("Features and labels").
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import Config
 from .exceptions import SampleValidationError, TradeDataError, TrainingDataError
+from .timestamps import to_epoch_ns
+
+if TYPE_CHECKING:  # only for annotations: this module must import nothing else of the package
+    from .config import Config
 
 __all__ = [
     "FEATURE_NAMES",
@@ -319,14 +321,14 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
     side = np.empty(n)
     for i, event in enumerate(events):
         try:
-            ts[i] = _to_ns(event["timestamp"])
+            ts[i] = to_epoch_ns(event["timestamp"])
             price[i] = event["price"]
             qty[i] = event["quantity"] if "quantity" in event else event["amount"]
             side[i] = _to_side(event["side"])
         except (KeyError, TypeError, ValueError) as exc:
             raise SampleValidationError(
                 f"order event {i} {dict(event)!r} is not a trade: {exc}; each event needs "
-                "timestamp (ms or datetime), price, quantity (or amount) and side "
+                "timestamp (epoch s/ms/us/ns or a datetime), price, quantity (or amount) and side "
                 "('buy'/'sell' or +1/-1)") from None
     if np.any(np.diff(ts) < 0):
         raise SampleValidationError("order events are not in time order; sort them by timestamp")
@@ -334,20 +336,6 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
             and (qty > 0).all()):
         raise SampleValidationError("order events need finite, positive price and quantity")
     return ts, price, qty, side
-
-
-def _to_ns(value: Any) -> int:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        v = int(value)
-        return v * 1_000 if v > 10**14 else v * 1_000_000  # microseconds or milliseconds
-    if isinstance(value, (float, np.floating)) and math.isfinite(value):
-        return int(round(value * 1_000_000))
-    stamp = pd.Timestamp(value)
-    if stamp is pd.NaT:
-        raise ValueError(f"timestamp {value!r} is not a time")
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.as_unit("ns").value)
 
 
 def _to_side(value: Any) -> float:
@@ -384,7 +372,8 @@ def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFra
                           config: Config | FeatureSpec) -> dict[str, float]:
     """Features of one live window: the last ``sequence_length`` order events.
 
-    ``order_events`` is a list of dicts (``timestamp`` in ms or a datetime,
+    ``order_events`` is a list of dicts (``timestamp`` as an epoch in s, ms,
+    us or ns, unit inferred by :mod:`ticker_registry.timestamps`, or a datetime,
     ``price``, ``quantity`` or ``amount``, ``side`` as ``'buy'``/``'sell'`` or
     +1/-1) or a canonical trades frame; ``market_data`` is an optional dict
     with ``bid``, ``ask``, ``bid_size``, ``ask_size`` (other keys are ignored).

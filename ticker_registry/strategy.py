@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
-from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError
+from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError, TradeDataError
 from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
 from .manager import TickerModelManager
+from .timestamps import to_epoch_ns
 
 __all__ = ["OrderFlowTradingStrategy", "StrategySummary"]
 
@@ -91,7 +92,7 @@ class OrderFlowTradingStrategy:
     async def on_trade(self, trade: Mapping[str, Any],
                        market_data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Feed one trade (timestamp, price, quantity, side); return the prediction if any."""
-        ts = _ns(trade["timestamp"])
+        ts = to_epoch_ns(trade["timestamp"])
         price = float(trade["price"])
         qty = float(trade.get("quantity", trade.get("amount", 0.0)))
         side = _side(trade["side"])
@@ -137,7 +138,7 @@ class OrderFlowTradingStrategy:
     async def stop(self) -> StrategySummary:
         """Label every event whose horizon the last trade covers, wait for retraining."""
         if self._window:
-            last = _ns(self._window[-1]["timestamp"])
+            last = to_epoch_ns(self._window[-1]["timestamp"])
             while self._pending and last >= self._pending[0].ts + self.spec.horizon_ns:
                 await self._label(self._pending.popleft())
         await self.manager.wait_for_retraining()
@@ -160,18 +161,10 @@ class OrderFlowTradingStrategy:
         return await self.stop()
 
 
-def _ns(value: Any) -> int:
-    if isinstance(value, (int, np.integer)):
-        return int(value) if int(value) > 10**17 else int(value) * 1_000_000
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.as_unit("ns").value)
-
-
 def _side(value: Any) -> int:
     if isinstance(value, str) and value.strip().lower() in ("buy", "b", "sell", "s"):
         return 1 if value.strip().lower() in ("buy", "b") else -1
     if not isinstance(value, str) and value in (1, -1):
         return int(value)
-    raise ValueError(f"trade side {value!r} is not 'buy'/'sell' or +1/-1")
+    raise TradeDataError(f"trade side {value!r} is not 'buy'/'sell' or +1/-1; "
+                         "give each trade's aggressor side")

@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..timestamps import to_epoch_ns_array
+
 __all__ = ["as_array", "to_epoch_ns", "to_float", "to_int64_exact", "to_side"]
 
-# Epoch magnitude -> unit: below 1e11 seconds (until year 5138), below 1e14
-# milliseconds, below 1e17 microseconds, else nanoseconds.
-_UNIT_BOUNDS = (1e11, 1e14, 1e17)
-_UNIT_NS = (1_000_000_000, 1_000_000, 1_000, 1)
-_MAX_NS = np.iinfo(np.int64).max
 
 
 def as_array(values: Any) -> np.ndarray:
@@ -74,46 +71,8 @@ def to_int64_exact(values: Any) -> np.ndarray | None:
 
 
 def to_epoch_ns(values: Any) -> np.ndarray:
-    """Epoch numbers (unit chosen by magnitude) or ISO-8601 strings -> int64 ns; -1 marks bad."""
-    arr = as_array(values)
-    if arr.dtype.kind == "M":
-        ns = pd.DatetimeIndex(arr).as_unit("ns")
-        out = ns.asi8.copy()
-        out[ns.isna() | (out <= 0)] = -1
-        return out
-    ints = to_int64_exact(arr)
-    if ints is not None:
-        return _ints_to_ns(ints)
-    num = to_float(arr)
-    out = np.full(arr.size, -1, dtype=np.int64)
-    if arr.dtype.kind == "O":
-        # Values that are not numbers may be ISO-8601 text.
-        text = np.isnan(num) & np.fromiter(map(_is_str, arr), bool, arr.size)
-        if text.any():
-            out[text] = _iso_to_ns(arr[text])
-    whole = np.isfinite(num) & (num == np.round(num)) & (np.abs(num) < 2**62)
-    out[whole] = _ints_to_ns(num[whole].astype(np.int64))
-    frac = np.isfinite(num) & ~whole & (num > 0) & (num < _UNIT_BOUNDS[-1])
-    if frac.any():
-        unit = np.searchsorted(_UNIT_BOUNDS, num[frac], side="right")
-        out[frac] = np.round(num[frac] * np.take(_UNIT_NS, unit)).astype(np.int64)
-    return out
-
-
-def _ints_to_ns(ints: np.ndarray) -> np.ndarray:
-    """Scale integer epochs to ns by magnitude; -1 for non-positive or out-of-range values."""
-    unit = np.searchsorted(_UNIT_BOUNDS, ints, side="right")
-    factor = np.take(np.asarray(_UNIT_NS, dtype=np.int64), unit)
-    ok = (ints > 0) & (ints <= _MAX_NS // factor)
-    return np.where(ok, ints * np.where(ok, factor, 1), -1)
-
-
-def _iso_to_ns(arr: np.ndarray) -> np.ndarray:
-    parsed = pd.to_datetime(pd.Series(arr, dtype=object), utc=True, format="ISO8601", errors="coerce")
-    ns = pd.DatetimeIndex(parsed).as_unit("ns")
-    out = ns.asi8.copy()
-    out[ns.isna() | (out <= 0)] = -1
-    return out
+    """Epoch numbers or ISO-8601 strings -> int64 ns; -1 marks bad (the package's one rule)."""
+    return to_epoch_ns_array(values)
 
 
 def _is_str(value: Any) -> bool:
