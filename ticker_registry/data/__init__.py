@@ -18,6 +18,9 @@ given (see :mod:`ticker_registry.data.detect`); each may be gzip-compressed or
 the single file inside a zip:
 
 ``"binance_agg"``   Binance aggTrades CSV, with or without header, ms or us times.
+``"binance_trades"`` Binance trades CSV: spot (no header), USD-M futures or COIN-M
+                    futures (header), ms or us times. ``quantity`` is in base
+                    units: COIN-M's ``base_qty``, since its ``qty`` counts contracts.
 ``"ccxt_json"``     ccxt/freqtrade JSON: list of ``[ts, id, type, side, price,
                     amount, cost]`` lists, or list of ccxt trade dicts.
 ``"ccxt_csv"``      ccxt CSV ``timestamp,id,type,side,price,amount,cost,date``,
@@ -37,6 +40,7 @@ import pandas as pd
 from ..exceptions import TradeDataError
 from ._common import CANONICAL_COLUMNS, ERRORS_MODES, infer_side_tick_rule
 from .binance import read_binance_agg
+from .binance_trades import read_binance_trades
 from .ccxt import read_ccxt_csv, read_ccxt_json
 from .detect import FORMATS, detect_format, load_source
 from .generic import read_generic_csv, read_parquet
@@ -46,6 +50,7 @@ __all__ = ["CANONICAL_COLUMNS", "FORMATS", "infer_side_tick_rule", "read_trades"
 
 _READERS = {
     "binance_agg": read_binance_agg,
+    "binance_trades": read_binance_trades,
     "ccxt_json": read_ccxt_json,
     "ccxt_csv": read_ccxt_csv,
     "generic_csv": read_generic_csv,

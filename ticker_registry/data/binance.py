@@ -8,6 +8,10 @@ Futures files carry that header (and may lack ``is_best_match``). Spot files
 from 2025 on give ``transact_time`` in microseconds: any value above 1e14 is
 read as microseconds, otherwise as milliseconds. ``is_buyer_maker=True`` means
 the seller was the aggressor, so side is -1.
+
+:data:`BINANCE_LAYOUTS` lists every Binance layout the package reads (these
+aggTrades and the ``trades`` files of :mod:`.binance_trades`);
+:func:`binance_header_error` is the one message for a header that fits none.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..exceptions import TradeDataError
 from ._common import RawTrades
 from ._tabular import first_line_fields, read_csv_trades, unique_names
 
-__all__ = ["BINANCE_AGG_COLUMNS", "read_binance_agg"]
+__all__ = ["BINANCE_AGG_COLUMNS", "BINANCE_LAYOUTS", "binance_header_error", "read_binance_agg"]
 
 BINANCE_AGG_COLUMNS: tuple[str, ...] = (
     "agg_trade_id",
@@ -31,6 +35,13 @@ BINANCE_AGG_COLUMNS: tuple[str, ...] = (
     "transact_time",
     "is_buyer_maker",
     "is_best_match",
+)
+#: Every Binance layout read here, as ``(name, columns)`` for messages.
+BINANCE_LAYOUTS: tuple[tuple[str, str], ...] = (
+    ("aggTrades", ",".join(BINANCE_AGG_COLUMNS[:-1]) + "[,is_best_match] (spot: no header)"),
+    ("spot trades (no header)", "id,price,qty,quote_qty,time,is_buyer_maker,is_best_match"),
+    ("USD-M trades", "id,price,qty,quote_qty,time,is_buyer_maker"),
+    ("COIN-M trades", "id,price,qty,base_qty,time,is_buyer_maker"),
 )
 _TYPES: dict[str, pa.DataType | None] = {
     "agg_trade_id": pa.int64(),
@@ -50,10 +61,7 @@ def read_binance_agg(data: bytes, label: str, *, errors: str) -> pd.DataFrame:
         names = unique_names(fields)
         missing = [c for c in _TYPES if c not in names]
         if missing:
-            raise TradeDataError(
-                f"{label} line 1: Binance aggTrades header lacks {missing!r} (found {fields!r}); "
-                f"expected {','.join(BINANCE_AGG_COLUMNS)}"
-            )
+            raise binance_header_error(label, fields, f"as aggTrades it lacks {missing!r}")
     elif len(fields) in (7, 8):
         names = list(BINANCE_AGG_COLUMNS[: len(fields)])
     else:
@@ -79,4 +87,23 @@ def read_binance_agg(data: bytes, label: str, *, errors: str) -> pd.DataFrame:
 
     return read_csv_trades(
         data, label, names=names, header=header, types=_TYPES, build=build, errors=errors
+    )
+
+
+def binance_header_error(label: str, fields: list[str], problem: str) -> TradeDataError:
+    """The error for a Binance-looking header that fits none of :data:`BINANCE_LAYOUTS`.
+
+    Parameters
+    ----------
+    label
+        File name for the message.
+    fields
+        The header's columns as found.
+    problem
+        What the reader missed, e.g. ``"as aggTrades it lacks ['transact_time']"``.
+    """
+    layouts = "; ".join(f"{name} {columns}" for name, columns in BINANCE_LAYOUTS)
+    return TradeDataError(
+        f"{label} line 1: header columns {fields!r} match no Binance layout ({problem}); "
+        f"expected one of: {layouts} — fix the header, or pass fmt= if this is not a Binance file"
     )

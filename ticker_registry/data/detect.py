@@ -7,13 +7,20 @@ does not decide:
    opened and the rules below apply to what is inside (a zip must hold exactly
    one file).
 2. Text starting with ``[`` is a ccxt JSON trade list (``ccxt_json``).
-3. A CSV header naming ``transact_time`` or ``is_buyer_maker`` is Binance
-   aggTrades (``binance_agg``); one naming ``timestamp, side, price, amount``
-   plus ccxt's ``type`` or ``cost`` is ``ccxt_csv``; one naming ``timestamp``,
+3. A CSV header naming a Binance column (``is_buyer_maker``, ``transact_time``,
+   ``agg_trade_id``, ``quote_qty``, ...) is Binance: aggTrades
+   (``binance_agg``) when it names ``transact_time``, ``agg_trade_id``,
+   ``first_trade_id`` or ``last_trade_id``, otherwise trades
+   (``binance_trades``), whose reader names the layouts it expects when the
+   header fits none. One naming ``timestamp, side, price, amount`` plus
+   ccxt's ``type`` or ``cost`` is ``ccxt_csv``; one naming ``timestamp``,
    ``price`` and ``quantity`` or ``amount`` is ``generic_csv``.
-4. A headerless CSV whose first row has 7 or 8 fields with True/False in the
-   7th is ``binance_agg``; one with 3 numeric fields is ``kraken_csv``
-   (``seconds,price,volume``).
+4. A headerless CSV whose first row has 6 or 7 fields with True/False in the
+   6th is Binance trades (``binance_trades``; spot's 7 are ``...,time,
+   is_buyer_maker,is_best_match``, and its reader refuses 6, where USD-M
+   cannot be told from COIN-M); one with 7 or 8 fields and True/False in the
+   7th but an integer time in the 6th is ``binance_agg``; one with 3 numeric
+   fields is ``kraken_csv`` (``seconds,price,volume``).
 5. Otherwise the name decides: ``.parquet``/``.pq`` -> ``parquet``,
    ``.json`` -> ``ccxt_json``, ``aggTrades`` in the name -> ``binance_agg``.
 """
@@ -35,6 +42,7 @@ __all__ = ["FORMATS", "Source", "detect_format", "load_source"]
 
 FORMATS: tuple[str, ...] = (
     "binance_agg",
+    "binance_trades",
     "ccxt_json",
     "ccxt_csv",
     "generic_csv",
@@ -49,9 +57,15 @@ _KNOWN_HEADER_NAMES = frozenset(
     {
         "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
         "is_buyer_maker", "is_best_match", "timestamp", "id", "trade_id", "type", "side",
-        "amount", "cost", "date",
+        "amount", "cost", "date", "qty", "quote_qty", "base_qty", "time",
     }
 )
+# Columns only Binance files have, and those only aggTrades have.
+_BINANCE_NAMES = frozenset(
+    {"agg_trade_id", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker",
+     "is_best_match", "quote_qty", "base_qty"}
+)
+_BINANCE_AGG_NAMES = frozenset({"agg_trade_id", "first_trade_id", "last_trade_id", "transact_time"})
 _BOOL_WORDS = frozenset({"true", "false"})
 
 
@@ -172,13 +186,15 @@ def _sniff_csv(fields: list[str]) -> str | None:
     lowered = [f.lower() for f in fields]
     names = set(lowered)
     if names & _KNOWN_HEADER_NAMES:
-        if names & {"transact_time", "is_buyer_maker"}:
-            return "binance_agg"
+        if names & _BINANCE_NAMES:
+            return "binance_agg" if names & _BINANCE_AGG_NAMES else "binance_trades"
         if {"timestamp", "side", "price", "amount"} <= names and names & {"type", "cost"}:
             return "ccxt_csv"
         if {"timestamp", "price"} <= names and names & {"quantity", "amount"}:
             return "generic_csv"
         return None
+    if len(fields) in (6, 7) and lowered[5] in _BOOL_WORDS:
+        return "binance_trades"
     if len(fields) in (7, 8) and lowered[6] in _BOOL_WORDS:
         return "binance_agg"
     if len(fields) == 3 and all(_is_number(f) for f in fields):
