@@ -12,7 +12,22 @@ import pytest
 from ticker_registry import Config
 from ticker_registry.training import train_on_trades
 
-DATA = Path(__file__).parent / "data"
+#: Real public trade files live outside the repository (see ../shared/data/README.md).
+SHARED_DATA_ENV = "TR_SHARED_DATA"
+_DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(name: str) -> Path:
+    """Path of the real trade file ``name``; skips the test when it is absent.
+
+    The directory is ``$TR_SHARED_DATA``, else ``../shared/data`` beside the
+    repository root.
+    """
+    folder = Path(os.environ.get(SHARED_DATA_ENV) or _DEFAULT_SHARED_DATA)
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(f"real trade data {name} not found in {folder}; set {SHARED_DATA_ENV}")
+    return path
 
 # Fixtures of the PostgreSQL-backed mlflow server tests (tests/server_fixtures.py).
 pytest_plugins = ["server_fixtures"]

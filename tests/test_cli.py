@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ticker_registry import SyncTickerModelManager
 from ticker_registry.cli import cli
 
-from conftest import DATA, QUICK, make_trades, registry_snapshot
+from conftest import QUICK, make_trades, registry_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "manage_ticker_models.py"
@@ -277,12 +277,12 @@ def test_demo_twice_in_a_fresh_directory(tmp_path):
 @pytest.mark.slow
 def test_run_strategy_command(tmp_path):
     config = tmp_path / "strategy.yaml"
-    config.write_text("symbol: XRPETH\nmin_training_samples: 500\nretrain_interval: 100000\n"
-                      "large_order_threshold: 1.0\n")
+    config.write_text("symbol: XRPETH\nmin_training_samples: 500\nretrain_interval: 100000\n")
+    trades = tmp_path / "XRPETH-trades.csv"
+    make_trades(3000, seed=5, ticker="XRPETH").to_csv(trades, index=False)
     result = _run([_console_script(), "--models-dir", str(tmp_path / "store"), "--config",
-                   str(config), "run-strategy", "--trades",
-                   str(DATA / "XRPETH-trades-2019-10.json.gz"), "--format", "json"], tmp_path,
-                  timeout=600)
+                   str(config), "run-strategy", "--trades", str(trades), "--format", "json"],
+                  tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)[0]
-    assert summary["events"] == 12477 and summary["production_version"] == 1
+    assert summary["events"] == 3000 and summary["production_version"] == 1

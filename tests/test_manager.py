@@ -26,7 +26,7 @@ from ticker_registry import (
     read_trades,
 )
 
-from conftest import DATA, QUICK, make_trades, registry_snapshot
+from conftest import QUICK, make_trades, registry_snapshot, shared_data
 
 WORKER = Path(__file__).parent / "_manager_worker.py"
 
@@ -37,7 +37,7 @@ def run_async(coro):
 
 def test_seed_example_runs_as_written_on_real_trades(tmp_path):
     """The seed's programmatic example, with features built by the Core functions."""
-    trades = read_trades(DATA / "XRPETH-trades-2019-10.json.gz")
+    trades = read_trades(shared_data("XRPETH-trades-2019-10.json.gz"))
     base_config = {**QUICK, "prediction_horizon": 5, "sequence_length": 20,
                    "large_order_threshold": 1.0, "min_training_samples": 400,
                    "retrain_interval": 10_000}
@@ -239,9 +239,9 @@ def test_running_manager_follows_a_cli_promotion(tmp_path):
 @pytest.mark.slow
 def test_strategy_replay_trains_by_itself(tmp_path):
     config = Config.from_dict({**QUICK, "symbol": "XRPETH", "prediction_horizon": 5,
-                               "sequence_length": 20, "large_order_threshold": 1.0,
-                               "min_training_samples": 1000, "retrain_interval": 5000})
-    trades = read_trades(DATA / "XRPETH-trades-2019-10.json.gz").iloc[:3000]
+                               "sequence_length": 20, "min_training_samples": 1000,
+                               "retrain_interval": 5000})
+    trades = make_trades(3000, seed=5, ticker="XRPETH")
 
     async def replay():
         manager = TickerModelManager(config, tmp_path)

@@ -13,7 +13,7 @@ from ticker_registry import (
 )
 from ticker_registry.model import HEADS
 
-from conftest import DATA, QUICK, make_trades
+from conftest import QUICK, make_trades, shared_data
 
 METRICS = {"flow_type_accuracy", "flow_type_f1_macro", "impact_mse", "impact_mae",
            "time_to_execution_mse", "n_train", "n_valid", "baseline_flow_type_accuracy",
@@ -22,7 +22,7 @@ METRICS = {"flow_type_accuracy", "flow_type_f1_macro", "impact_mse", "impact_mae
 
 @pytest.fixture(scope="module")
 def xrpeth():
-    trades = read_trades(DATA / "XRPETH-aggTrades-2019-10.zip")
+    trades = read_trades(shared_data("XRPETH-aggTrades-2019-10.zip"))
     return build_training_set(trades, Config(large_order_threshold=1.0))
 
 

@@ -1,4 +1,8 @@
-"""Tests of ticker_registry.data: real files, every format, every error, and a fuzz property."""
+"""Tests of ticker_registry.data: real files, every format, every error, and a fuzz property.
+
+The real files are read from the shared data folder (``shared_data`` in
+conftest.py); tests about generic behaviour write their own files.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ from ticker_registry.data import CANONICAL_COLUMNS, infer_side_tick_rule, read_t
 from ticker_registry.data.detect import detect_format, load_source
 from ticker_registry.exceptions import TradeDataError
 
-DATA = Path(__file__).parent / "data"
-BINANCE_ZIP = DATA / "XRPETH-aggTrades-2019-10.zip"
-CCXT_JSON_GZ = DATA / "XRPETH-trades-2019-10.json.gz"
-CCXT_CSV = DATA / "ETHUSDT-trades-2023-02-02.csv"
-KRAKEN_CSV = DATA / "BCHEUR-kraken-trades-2023-01.csv"
+from conftest import shared_data
+
+BINANCE_ZIP = "XRPETH-aggTrades-2019-10.zip"
+BINANCE_AGG_GZ = "LTCUSDT-aggTrades-2025-06-21_22.csv.gz"
+CCXT_JSON_GZ = "XRPETH-trades-2019-10.json.gz"
+CCXT_CSV = "ETHUSDT-trades-2023-02-02.csv"
+KRAKEN_CSV = "BCHEUR-kraken-trades-2023-01.csv"
 
 BINANCE_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
 BINANCE_ROWS = [
@@ -58,30 +64,33 @@ def test_canonical_columns() -> None:
     assert CANONICAL_COLUMNS == ("timestamp", "price", "quantity", "side", "trade_id")
 
 
-@pytest.mark.parametrize("path", [BINANCE_ZIP, CCXT_JSON_GZ, CCXT_CSV, KRAKEN_CSV], ids=lambda p: p.name)
-def test_real_files_load_as_canonical(path: Path) -> None:
-    df = read_trades(path)
+@pytest.mark.parametrize(
+    "name",
+    [BINANCE_ZIP, BINANCE_AGG_GZ, CCXT_JSON_GZ, CCXT_CSV, KRAKEN_CSV],
+)
+def test_real_files_load_as_canonical(name: str) -> None:
+    df = read_trades(shared_data(name))
     assert_canonical(df)
     assert df.attrs["skipped_rows"] == 0
 
 
 @pytest.mark.parametrize(
-    ("path", "fmt"),
+    ("name", "fmt"),
     [
         (BINANCE_ZIP, "binance_agg"),
+        (BINANCE_AGG_GZ, "binance_agg"),
         (CCXT_JSON_GZ, "ccxt_json"),
         (CCXT_CSV, "ccxt_csv"),
         (KRAKEN_CSV, "kraken_csv"),
     ],
-    ids=lambda v: getattr(v, "name", v),
 )
-def test_formats_are_detected(path: Path, fmt: str) -> None:
-    assert detect_format(load_source(path)) == fmt
+def test_formats_are_detected(name: str, fmt: str) -> None:
+    assert detect_format(load_source(shared_data(name))) == fmt
 
 
 def test_binance_zip_and_ccxt_json_give_identical_frames() -> None:
-    binance = read_trades(BINANCE_ZIP)
-    ccxt = read_trades(CCXT_JSON_GZ)
+    binance = read_trades(shared_data(BINANCE_ZIP))
+    ccxt = read_trades(shared_data(CCXT_JSON_GZ))
     assert len(binance) == 12_477
     pd.testing.assert_frame_equal(binance, ccxt)
     first = binance.iloc[0]
@@ -91,7 +100,7 @@ def test_binance_zip_and_ccxt_json_give_identical_frames() -> None:
 
 
 def test_ccxt_csv_with_index_column() -> None:
-    df = read_trades(CCXT_CSV)
+    df = read_trades(shared_data(CCXT_CSV))
     assert len(df) == 1000
     assert df["trade_id"].iloc[0] == 1206419187
     assert df["price"].iloc[0] == 1666.8
@@ -100,15 +109,16 @@ def test_ccxt_csv_with_index_column() -> None:
 
 
 def test_ccxt_csv_without_index_column(tmp_path: Path) -> None:
-    lines = CCXT_CSV.read_text().splitlines()
+    real = shared_data(CCXT_CSV)
+    lines = real.read_text().splitlines()
     stripped = write(tmp_path / "noindex.csv", "\n".join(line.split(",", 1)[1] for line in lines))
     assert detect_format(load_source(stripped)) == "ccxt_csv"
-    pd.testing.assert_frame_equal(read_trades(stripped), read_trades(CCXT_CSV))
+    pd.testing.assert_frame_equal(read_trades(stripped), read_trades(real))
 
 
 def test_kraken_side_is_inferred_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="ticker_registry.data"):
-        df = read_trades(KRAKEN_CSV)
+        df = read_trades(shared_data(KRAKEN_CSV))
     # The file holds 148 well-formed trades (no header); every one is kept.
     assert len(df) == 148
     assert "inferred" in caplog.text and "tick rule" in caplog.text
@@ -396,10 +406,11 @@ def test_unknown_format(tmp_path: Path) -> None:
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
+    path = write(tmp_path / "k.csv", "1672531436,90.5,1.1\n")
     with pytest.raises(TradeDataError, match="unknown trade format fmt='csv'"):
-        read_trades(KRAKEN_CSV, fmt="csv")
+        read_trades(path, fmt="csv")
     with pytest.raises(TradeDataError, match="errors='ignore' is not supported"):
-        read_trades(KRAKEN_CSV, errors="ignore")
+        read_trades(path, errors="ignore")
 
 
 def test_explicit_fmt_overrides_detection(tmp_path: Path) -> None:
@@ -409,22 +420,44 @@ def test_explicit_fmt_overrides_detection(tmp_path: Path) -> None:
         read_trades(path, fmt="binance_agg")
 
 
+def many_binance_rows(n: int = 3000) -> str:
+    """Headerless aggTrades rows varied enough that they compress to well over 5 kB."""
+    rng = np.random.default_rng(0)
+    prices = rng.uniform(0.001, 0.002, n)
+    quantities = rng.uniform(1, 1000, n)
+    return "".join(
+        f"{i},{p:.8f},{q:.2f},{i},{i},{1570752011620 + 37 * i},{bool(i % 3)},True\n"
+        for i, (p, q) in enumerate(zip(prices, quantities))
+    )
+
+
+@pytest.fixture
+def binance_zip(tmp_path: Path) -> Path:
+    path = tmp_path / "XYZ-aggTrades.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("XYZ-aggTrades.csv", many_binance_rows())
+    assert len(read_trades(path)) == 3000
+    return path
+
+
 def test_truncated_gzip(tmp_path: Path) -> None:
-    path = tmp_path / "cut.json.gz"
-    path.write_bytes(CCXT_JSON_GZ.read_bytes()[:5000])
+    whole = gzip.compress(many_binance_rows().encode())
+    assert len(whole) > 10_000
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(whole[:5000])
     with pytest.raises(TradeDataError, match="truncated gzip"):
         read_trades(path)
 
 
-def test_truncated_zip(tmp_path: Path) -> None:
+def test_truncated_zip(tmp_path: Path, binance_zip: Path) -> None:
     path = tmp_path / "cut.zip"
-    path.write_bytes(BINANCE_ZIP.read_bytes()[:5000])
+    path.write_bytes(binance_zip.read_bytes()[:5000])
     with pytest.raises(TradeDataError, match="truncated zip"):
         read_trades(path)
 
 
-def test_corrupted_zip_member(tmp_path: Path) -> None:
-    data = bytearray(BINANCE_ZIP.read_bytes())
+def test_corrupted_zip_member(tmp_path: Path, binance_zip: Path) -> None:
+    data = bytearray(binance_zip.read_bytes())
     data[1000:1010] = b"\x00" * 10  # damages the deflate stream, CRC no longer matches
     path = tmp_path / "bad.zip"
     path.write_bytes(bytes(data))
