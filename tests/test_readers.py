@@ -6,7 +6,9 @@ conftest.py); tests about generic behaviour write their own files.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import logging
 import zipfile
@@ -26,6 +28,8 @@ from conftest import shared_data
 
 BINANCE_ZIP = "XRPETH-aggTrades-2019-10.zip"
 BINANCE_AGG_GZ = "LTCUSDT-aggTrades-2025-06-21_22.csv.gz"
+BINANCE_SPOT_TRADES = "BTCUSDT-trades-2024-08-08.csv"
+BINANCE_UM_TRADES = "ETHUSDT-um-trades-2024-08-08.csv"
 CCXT_JSON_GZ = "XRPETH-trades-2019-10.json.gz"
 CCXT_CSV = "ETHUSDT-trades-2023-02-02.csv"
 KRAKEN_CSV = "BCHEUR-kraken-trades-2023-01.csv"
@@ -66,7 +70,8 @@ def test_canonical_columns() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [BINANCE_ZIP, BINANCE_AGG_GZ, CCXT_JSON_GZ, CCXT_CSV, KRAKEN_CSV],
+    [BINANCE_ZIP, BINANCE_AGG_GZ, BINANCE_SPOT_TRADES, BINANCE_UM_TRADES, CCXT_JSON_GZ, CCXT_CSV,
+     KRAKEN_CSV],
 )
 def test_real_files_load_as_canonical(name: str) -> None:
     df = read_trades(shared_data(name))
@@ -79,6 +84,8 @@ def test_real_files_load_as_canonical(name: str) -> None:
     [
         (BINANCE_ZIP, "binance_agg"),
         (BINANCE_AGG_GZ, "binance_agg"),
+        (BINANCE_SPOT_TRADES, "binance_trades"),
+        (BINANCE_UM_TRADES, "binance_trades"),
         (CCXT_JSON_GZ, "ccxt_json"),
         (CCXT_CSV, "ccxt_csv"),
         (KRAKEN_CSV, "kraken_csv"),
@@ -97,6 +104,26 @@ def test_binance_zip_and_ccxt_json_give_identical_frames() -> None:
     assert first["trade_id"] == 13519807
     assert first["side"] == -1  # is_buyer_maker=True: the seller was the aggressor
     assert first["timestamp"] == pd.Timestamp(1570752011620, unit="ms", tz="UTC")
+
+
+@pytest.mark.parametrize(("name", "rows", "header"), [(BINANCE_SPOT_TRADES, 19_904, False),
+                                                      (BINANCE_UM_TRADES, 14_076, True)])
+def test_binance_trades_samples(name: str, rows: int, header: bool) -> None:
+    path = shared_data(name)
+    with path.open(newline="") as f:
+        raw = list(csv.reader(f))[1 if header else 0:]
+    df = read_trades(path)
+    assert_canonical(df)
+    assert len(df) == len(raw) == rows
+    raw.sort(key=lambda r: int(r[4]))  # the reader's order: by time, stable
+    assert df["trade_id"].tolist() == [int(r[0]) for r in raw]
+    # Times exact to the ms: the raw integer ms, nothing rounded or shifted.
+    assert df["timestamp"].astype("int64").tolist() == [int(r[4]) * 1_000_000 for r in raw]
+    assert df["price"].tolist() == [float(r[1]) for r in raw]
+    assert df["quantity"].tolist() == [float(r[2]) for r in raw]
+    # is_buyer_maker true: the taker sold.
+    assert df["side"].tolist() == [-1 if r[5].lower() == "true" else 1 for r in raw]
+    assert set(df["side"]) == {-1, 1}
 
 
 def test_ccxt_csv_with_index_column() -> None:
@@ -183,6 +210,149 @@ def test_zip_with_two_members_is_refused(tmp_path: Path) -> None:
         archive.writestr("b.csv", BINANCE_ROWS[1])
     with pytest.raises(TradeDataError, match="holds 2 files"):
         read_trades(path)
+
+
+# --- Binance trades ----------------------------------------------------------
+
+SPOT_TRADES_ROWS = [
+    "9001,0.5,2.0,1.0,1700000000000,True,True",
+    "9002,0.6,1.5,0.9,1700000000100,False,True",
+]
+UM_HEADER = "id,price,qty,quote_qty,time,is_buyer_maker"
+CM_HEADER = "id,price,qty,base_qty,time,is_buyer_maker"
+
+
+def test_binance_trades_layouts_agree(tmp_path: Path) -> None:
+    spot = write(tmp_path / "spot.csv", "\n".join(SPOT_TRADES_ROWS) + "\n")
+    um = write(tmp_path / "um.csv", UM_HEADER + "\n" + "\n".join(
+        r.rsplit(",", 1)[0].replace("True", "true").replace("False", "false")
+        for r in SPOT_TRADES_ROWS))
+    # COIN-M: qty counts contracts (100 USD each here), base_qty is the quantity.
+    cm = write(tmp_path / "cm.csv", CM_HEADER + "\n"
+               "9001,0.5,1,2.0,1700000000000,true\n9002,0.6,1,1.5,1700000000100,false\n")
+    frames = [read_trades(path) for path in (spot, um, cm)]
+    for path in (spot, um, cm):
+        assert detect_format(load_source(path)) == "binance_trades"
+    assert_canonical(frames[0])
+    assert frames[0]["quantity"].tolist() == [2.0, 1.5]
+    assert frames[0]["side"].tolist() == [-1, 1]
+    assert frames[0]["trade_id"].tolist() == [9001, 9002]
+    for frame in frames[1:]:
+        pd.testing.assert_frame_equal(frame, frames[0])
+
+
+def test_headerless_aggtrades_of_seven_fields_stay_aggtrades(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "\n".join(r.rsplit(",", 1)[0] for r in BINANCE_ROWS))
+    assert detect_format(load_source(path)) == "binance_agg"
+    assert read_trades(path)["trade_id"].tolist() == [101, 102, 103, 104]
+
+
+def test_headerless_six_field_trades_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "f.csv", "9001,0.5,2.0,1.0,1700000000000,true\n")
+    with pytest.raises(TradeDataError, match="USD-M .* COIN-M .* add the header line"):
+        read_trades(path)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "trade_id,px,size,ts,is_buyer_maker",
+        "id,price,qty,time,is_buyer_maker",
+        "id,price,quote_qty,base_qty,is_buyer_maker",
+        "agg_trade_id,price,qty,time,is_buyer_maker",
+    ],
+)
+def test_unknown_binance_header_names_columns_and_layouts(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path / "odd.csv", header + "\n1,0.5,2.0,1700000000000,true\n")
+    with pytest.raises(TradeDataError) as info:
+        read_trades(path)
+    text = str(info.value)
+    assert text.startswith("odd.csv line 1: header columns ")
+    assert repr(header.split(",")) in text
+    for layout in ("aggTrades agg_trade_id,price,quantity,",
+                   "spot trades (no header) id,price,qty,quote_qty,time,is_buyer_maker,is_best_match",
+                   "USD-M trades id,price,qty,quote_qty,time,is_buyer_maker",
+                   "COIN-M trades id,price,qty,base_qty,time,is_buyer_maker"):
+        assert layout in text
+
+
+def test_binance_trades_bad_rows_are_named(tmp_path: Path) -> None:
+    rows = [*SPOT_TRADES_ROWS, "9003,0.7,1.0,0.7,1700000000200,Maybe,True"]
+    with pytest.raises(TradeDataError, match=r"t\.csv line 3: is_buyer_maker 'Maybe' is not a boolean"):
+        read_trades(write(tmp_path / "t.csv", "\n".join(rows)))
+    text = CM_HEADER + "\n9001,0.5,1,2.0,1700000000000,true\n9002,0.6,1,-1,1700000000100,false\n"
+    with pytest.raises(TradeDataError, match=r"c\.csv line 3: quantity '-1' is not positive"):
+        read_trades(write(tmp_path / "c.csv", text))
+
+
+# Every Binance layout read: (header, fields of one trade). A trade is
+# (id, time, price, quantity, contracts, is_buyer_maker); spot files spell
+# booleans True/False, futures files true/false.
+BINANCE_LAYOUTS = {
+    "aggTrades spot": (None, lambda t, b: [t[0], t[2], t[3], t[0], t[0], t[1], b, "True"]),
+    "aggTrades spot, 7 fields": (None, lambda t, b: [t[0], t[2], t[3], t[0], t[0], t[1], b]),
+    "aggTrades futures": (BINANCE_HEADER, lambda t, b: [t[0], t[2], t[3], t[0], t[0], t[1], b.lower()]),
+    "aggTrades recorded": ("agg_trade_id,price,quantity,transact_time,is_buyer_maker",
+                           lambda t, b: [t[0], t[2], t[3], t[1], b.lower()]),
+    "trades spot": (None, lambda t, b: [t[0], t[2], t[3], "1.0", t[1], b, "True"]),
+    "trades USD-M": (UM_HEADER, lambda t, b: [t[0], t[2], t[3], "1.0", t[1], b.lower()]),
+    "trades COIN-M": (CM_HEADER, lambda t, b: [t[0], t[2], t[4], t[3], t[1], b.lower()]),
+}
+BINANCE_DECIMAL = st.integers(1, 10**16).map(lambda u: f"{u // 10**8}.{u % 10**8:08d}")
+
+
+def wrapped(folder: Path, text: str, wrap: str) -> Path:
+    if wrap == "gzip":
+        path = folder / "t.csv.gz"
+        path.write_bytes(gzip.compress(text.encode()))
+    elif wrap == "zip":
+        path = folder / "t.zip"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("t.csv", text)
+        path.write_bytes(buffer.getvalue())
+    else:
+        path = write(folder / "t.csv", text)
+    return path
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    layout=st.sampled_from(sorted(BINANCE_LAYOUTS)),
+    unit=st.sampled_from(["ms", "us"]),
+    wrap=st.sampled_from(["plain", "gzip", "zip"]),
+    start=st.integers(1_500_000_000_000, 1_800_000_000_000),
+    trades=st.lists(
+        st.tuples(
+            st.integers(0, 2**63 - 1),
+            st.integers(0, 5_000),  # time offset: small, so that ties occur
+            BINANCE_DECIMAL,
+            BINANCE_DECIMAL,
+            st.integers(1, 10**6),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_binance_round_trip_every_layout(
+    tmp_path_factory: pytest.TempPathFactory, layout: str, unit: str, wrap: str, start: int,
+    trades: list[tuple[int, int, str, str, int, bool]],
+) -> None:
+    scale = {"ms": 1, "us": 1000}[unit]
+    times = [start * scale + offset for _, offset, *_ in trades]
+    header, fields = BINANCE_LAYOUTS[layout]
+    lines = [",".join(map(str, fields((i, t, p, q, c), str(b))))
+             for (i, _, p, q, c, b), t in zip(trades, times)]
+    text = "".join(f"{line}\n" for line in ([header] if header else []) + lines)
+    df = read_trades(wrapped(tmp_path_factory.mktemp("binance"), text, wrap))
+    assert_canonical(df)
+    order = sorted(range(len(trades)), key=lambda i: times[i])  # stable, as the reader's
+    assert df["timestamp"].astype("int64").tolist() == [times[i] * 1_000_000 // scale for i in order]
+    assert df["price"].tolist() == [float(trades[i][2]) for i in order]
+    assert df["quantity"].tolist() == [float(trades[i][3]) for i in order]
+    assert df["side"].tolist() == [-1 if trades[i][5] else 1 for i in order]
+    assert df["trade_id"].tolist() == [trades[i][0] for i in order]
 
 
 # --- ccxt JSON ---------------------------------------------------------------
@@ -418,6 +588,8 @@ def test_explicit_fmt_overrides_detection(tmp_path: Path) -> None:
     assert len(read_trades(path, fmt="kraken_csv")) == 2
     with pytest.raises(TradeDataError, match="expected 7 or 8 Binance aggTrades fields"):
         read_trades(path, fmt="binance_agg")
+    with pytest.raises(TradeDataError, match="expected 7 Binance spot trades fields"):
+        read_trades(path, fmt="binance_trades")
 
 
 def many_binance_rows(n: int = 3000) -> str:
