@@ -38,7 +38,7 @@ def populate(uri: str, n_tickers: int, metrics: dict[str, float], artifacts: Pat
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from ticker_registry.promotion import head_skill
+    from ticker_registry.evaluation import head_skill
     from ticker_registry.records import AuditEvent
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -18,15 +18,19 @@ import pytest
 from mlflow import MlflowClient
 
 from ticker_registry import (
+    Config,
     ModelNotFoundError,
     PromotionConflictError,
     RegistryError,
     RollbackError,
+    build_training_set,
     views,
 )
+from ticker_registry.evaluation import HEADS
 from ticker_registry.registry import TickerRegistry, resolve_tracking_uri
+from ticker_registry.training import train_model
 
-from conftest import register_training, registry_snapshot
+from conftest import QUICK, make_trades, register_training, registry_snapshot
 
 
 def register(registry, result, ticker="ETHUSDT", gate=True):
@@ -75,7 +79,10 @@ def test_registration_records_run_version_tags_and_lineage(registry, trained):
     assert run.data.params["model_type"] == "xgboost"
     assert run.data.tags["package.mlflow"] == mlflow.__version__
     assert run.info.status == "FINISHED"
-    assert decision.promoted and decision.reason == "first version of this ticker"
+    assert decision.promoted and decision.reason.startswith("first version of this ticker; serves")
+    for head, source in result.model.serving_.items():
+        assert mv.tags[f"serving.{head}"] == source
+        assert mv.tags[f"skill.{head}"] == str(result.model.evaluation_[head].has_skill).lower()
 
 
 def test_no_pickle_anywhere_in_the_version(registry, trained):
@@ -110,8 +117,11 @@ def test_plain_mlflow_loads_production(registry, trained, monkeypatch):
     out = pyfunc.predict(X.reset_index(drop=True))
     expected = trained[0].model.predict(X).reset_index(drop=True)
     assert list(out.columns) == ["flow_type", "p_sell_pressure", "p_balanced", "p_buy_pressure",
-                                 "impact", "time_to_execution"]
+                                 "impact", "time_to_execution", "flow_type_source", "impact_source",
+                                 "time_to_execution_source"]
     pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    for head, source in trained[0].model.serving_.items():  # per-head serving, said per row
+        assert set(out[f"{head}_source"]) == {source}
 
 
 def _free_port() -> int:
@@ -218,37 +228,56 @@ def test_rollback_refusals_change_nothing(registry, trained, tmp_path, quick_con
     assert registry_snapshot(registry) == before
 
 
-def test_gate_promotes_only_a_better_candidate(registry, trained):
+def test_gate_compares_on_common_out_of_sample_rows(registry, trained):
     _, first = register(registry, trained[0])
     assert first.promoted
     info, decision = register(registry, trained[1])
     assert decision.champion_version == 1
-    assert set(decision.candidate_scores) >= {"flow_type_accuracy", "baseline_impact_mse"}
-    prod = registry.production_version("ETHUSDT")
+    assert set(decision.candidate_scores) == {f"{h}_loss" for h in HEADS}
     tags = registry.get_version("ETHUSDT", info.version).tags
     assert tags["gate.reason"] == decision.reason
+    assert "common out-of-sample rows" in decision.reason
+    for head in HEADS:  # the reason names every head with its score
+        assert head in decision.reason
+        assert tags[f"gate.{head}.verdict"] in ("better", "worse", "same")
+    prod = registry.production_version("ETHUSDT")
     if decision.promoted:
-        assert prod == info.version
+        assert prod == info.version and "better" in decision.reason
     else:
         assert prod == 1
         assert registry.resolve("ETHUSDT", "staging").version == info.version
+    # compare reports the gate's own verdict: they cannot disagree
+    rows = {r["metric"]: r for r in views.compare(registry, "ETHUSDT", 1, info.version)}
+    assert rows["gate: decision"]["better"] == (info.version if decision.promoted else 1)
+    for head in HEADS:
+        verdict = tags[f"gate.{head}.verdict"]
+        expected = {"better": info.version, "worse": 1, "same": None}[verdict]
+        assert rows[f"gate: {head} loss on common out-of-sample rows"]["better"] == expected
+    # walk-forward scores are each version's own: shown, never ranked against each other
+    assert all(r["better"] is None for m, r in rows.items() if not m.startswith("gate"))
 
 
-def test_gate_refuses_a_candidate_without_skill(registry, trained):
+def test_gate_never_promotes_a_candidate_trained_on_shuffled_labels(registry, trained):
     register(registry, trained[0])
-    result = trained[1]
+    cfg = Config.from_dict(QUICK)
+    X, y = build_training_set(make_trades(12_000, seed=1).iloc[3000:9000].reset_index(drop=True), cfg)
+    shuffled = y.iloc[np.random.default_rng(5).permutation(len(y))].set_axis(y.index)
+    result = train_model(X, shuffled, cfg)
+    assert all(source == "baseline" for source in result.model.serving_.values())
     info, _ = registry.register("ETHUSDT", result.model, lineage=result.lineage,
                                 idempotency_key=result.idempotency_key)
-    # On a holdout where every event has the training majority class, no classifier can
-    # beat the majority baseline (accuracy 1.0): the flow_type head has no skill there.
-    majority = result.model.baselines_["majority_class"]
-    from ticker_registry import FLOW_TYPES
-
-    y = result.y_valid.assign(flow_type=FLOW_TYPES[majority])
-    decision = registry.apply_gate("ETHUSDT", info.version, result.model, result.X_valid, y)
-    assert decision.skill["flow_type"] is False
-    assert not decision.promoted and "no skill" in decision.reason
+    # judged on what really happened (the true labels of its out-of-sample rows)
+    decision = registry.apply_gate("ETHUSDT", info.version, result.model, result.X_valid,
+                                   y.iloc[result.model.gate_holdout_.positions])
+    assert not decision.promoted
     assert registry.production_version("ETHUSDT") == 1
+    assert registry.get_version("ETHUSDT", info.version).tags["gate.decision"] == "staging"
+
+
+def test_gate_keeps_staging_without_common_out_of_sample_rows(registry, trained):
+    register(registry, trained[1])
+    info, decision = register(registry, trained[0])  # older data: all inside production's
+    assert not decision.promoted and "lie after production v1's training data" in decision.reason
 
 
 def test_views_status_metadata_compare_best(registry, trained):

@@ -32,6 +32,7 @@ __all__ = [
     "FEATURE_NAMES",
     "FLOW_TYPES",
     "LABEL_NAMES",
+    "auto_large_order_threshold",
     "FeatureSpec",
     "build_training_set",
     "compute_live_features",
@@ -78,11 +79,27 @@ class FeatureSpec:
     version: int = 1
 
     @classmethod
-    def from_config(cls, config: Config) -> FeatureSpec:
+    def from_config(cls, config: Config, *, price: np.ndarray | None = None,
+                    quantity: np.ndarray | None = None) -> FeatureSpec:
+        """The spec of ``config``; ``large_order_threshold: auto`` is set from the trades given.
+
+        Raises
+        ------
+        TrainingDataError
+            The threshold is ``auto`` and no trades were given to set it from.
+        """
+        threshold = config.large_order_threshold
+        if threshold == "auto":
+            if price is None or quantity is None:
+                raise TrainingDataError(
+                    "large_order_threshold is 'auto', which is set from a ticker's own trades, "
+                    "but no trades were given here; train from trades first (the version's spec "
+                    "then records the value) or set large_order_threshold to a number")
+            threshold = auto_large_order_threshold(price, quantity)
         return cls(
             sequence_length=config.sequence_length,
             prediction_horizon=float(config.prediction_horizon),
-            large_order_threshold=float(config.large_order_threshold),
+            large_order_threshold=float(threshold),
             flow_band=float(config.flow_band),
         )
 
@@ -106,6 +123,28 @@ class FeatureSpec:
 
 def _spec(config: Config | FeatureSpec) -> FeatureSpec:
     return config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(config)
+
+
+#: Share of trades whose notional is at least the automatic large-order threshold.
+AUTO_THRESHOLD_QUANTILE = 0.95
+
+
+def auto_large_order_threshold(price: np.ndarray, quantity: np.ndarray) -> float:
+    """The ``large_order_threshold: auto`` rule: a large order is the size of the largest 5 %.
+
+    The 95th percentile of per-trade notional (quote currency), rounded to the
+    nearest (in log scale) of 1, 2 or 5 times a power of ten, so it is stable
+    across retrainings on overlapping data and readable in the spec.
+    """
+    notional = np.asarray(price, dtype=np.float64) * np.asarray(quantity, dtype=np.float64)
+    notional = notional[np.isfinite(notional) & (notional > 0)]
+    if notional.size == 0:
+        raise TrainingDataError("no trade with a positive notional to set large_order_threshold "
+                                "from; give trades with positive price and quantity")
+    raw = float(np.quantile(notional, AUTO_THRESHOLD_QUANTILE))
+    decade = 10.0 ** np.floor(np.log10(raw))
+    steps = np.array([1.0, 2.0, 5.0, 10.0]) * decade
+    return float(steps[int(np.argmin(np.abs(np.log(steps) - np.log(raw))))])
 
 
 # --------------------------------------------------------------------------- kernels
@@ -240,7 +279,9 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
     trades
         Canonical trades (``read_trades`` output), sorted by time.
     config
-        A :class:`Config` or the :class:`FeatureSpec` of an existing model.
+        A :class:`Config` or the :class:`FeatureSpec` of an existing model. An
+        ``auto`` threshold is set from these trades; the spec used is in
+        ``X.attrs["feature_spec"]``.
     market
         Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each
         event uses the latest quote at or before it.
@@ -257,8 +298,9 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
     TrainingDataError
         If no event has a full window and a full horizon.
     """
-    spec = _spec(config)
     ts_ns, price, qty, side = _trade_arrays(trades)
+    spec = config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(
+        config, price=price, quantity=qty)
     n = spec.sequence_length
     if len(price) < n:
         raise TrainingDataError(
@@ -279,6 +321,7 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
     X = pd.DataFrame(feats, columns=list(FEATURE_NAMES), index=index)
     y = _labels(ts_ns, price, qty, side, events, spec)
     y.index = index
+    X.attrs["feature_spec"] = spec.to_dict()  # the recipe, with an 'auto' threshold resolved
     return X, y
 
 

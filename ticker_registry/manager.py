@@ -38,8 +38,14 @@ import pandas as pd
 
 from .cache import ModelCache, ServedModel
 from .config import Config, load_config
-from .exceptions import ModelNotFoundError, NotTrainedError, RegistryError, TickerRegistryError
-from .features import FLOW_TYPES, live_feature_vector
+from .exceptions import (
+    ModelNotFoundError,
+    NotTrainedError,
+    RegistryError,
+    TickerRegistryError,
+    TrainingDataError,
+)
+from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
 from .locking import HOST_ID
 from .model import OrderFlowModel
 from .performance import LivePerformance
@@ -124,6 +130,7 @@ class SyncTickerModelManager:
         self.retraining = RetrainScheduler(self.config, self.samples, self.retrain,
                                            self.cache.peek)
         self._names: dict[str, str] = {}
+        self._specs: dict[str, FeatureSpec] = {}
         self._owner = f"{HOST_ID}:{os.getpid()}"  # doctor can tell whether it still runs
 
     @property
@@ -190,19 +197,24 @@ class SyncTickerModelManager:
             "flow_type": FLOW_TYPES[int(np.argmax(raw[:3]))],
             "probabilities": {c: float(raw[i]) for i, c in enumerate(FLOW_TYPES)},
             "impact": float(raw[3]), "time_to_execution": float(raw[4]), "stale": stale,
+            **{f"{head}_source": source for head, source in model.serving_.items()},
         }
 
     # ------------------------------------------------------------------ samples
     def add_training_sample(self, ticker: str, features: Any, flow_type: str | int,
-                            impact: float, time_to_execution: float) -> int:
+                            impact: float, time_to_execution: float,
+                            timestamp: Any = None) -> int:
         """Validate and durably store one labelled sample; schedule retraining when due.
 
+        ``timestamp`` is the event's trade time (epoch s/ms/us/ns, datetime or ISO
+        text); training, purging and lineage use it. Without it the time of
+        insertion is recorded, which is right only for samples stored live.
         Returns the sample id. The sample is committed before this returns.
         """
         name = self._ticker(ticker)
         vector, code, impact_v, tte_v = validate_sample(features, flow_type, impact,
                                                         time_to_execution)
-        sample_id = self.samples.add(name, vector, code, impact_v, tte_v)
+        sample_id = self.samples.add(name, vector, code, impact_v, tte_v, event_time=timestamp)
         entry = self.cache.peek(name)
         if entry is not None and entry.model is not None and entry.live is not None:
             self._score_live(entry, vector, code, impact_v, tte_v)
@@ -225,6 +237,30 @@ class SyncTickerModelManager:
         except RegistryError as exc:
             log.warning("cannot log live metrics of %s: %s", ticker, exc)
 
+    def use_feature_spec(self, ticker: str, spec: FeatureSpec) -> None:
+        """Declare the feature spec this process computes ``ticker``'s samples with.
+
+        The strategy calls this once it has set an ``auto`` threshold from the
+        ticker's trades; retraining on samples then records that spec.
+        """
+        self._specs[self._ticker(ticker)] = spec
+
+    def feature_spec(self, ticker: str) -> FeatureSpec | None:
+        """The spec ``ticker``'s samples are computed with, or None while it is unknown.
+
+        In order: the spec declared with :meth:`use_feature_spec`, the production
+        version's spec, the config's (None when its threshold is ``auto``).
+        """
+        name = self._ticker(ticker)
+        if name in self._specs:
+            return self._specs[name]
+        entry = self.cache.get(name)
+        if entry.model is not None:
+            return entry.model.spec_
+        if self.config.large_order_threshold == "auto":
+            return None
+        return FeatureSpec.from_config(self.config)
+
     def retrain(self, ticker: str) -> TrainOutcome | None:
         """Train on the ticker's stored samples now (None if another process holds the lease)."""
         name = self._ticker(ticker)
@@ -237,6 +273,13 @@ class SyncTickerModelManager:
             batch = self.samples.load(name)
             if batch.max_id is None:
                 return None
+            spec = self.feature_spec(name)
+            if spec is None:
+                raise TrainingDataError(
+                    f"the samples of {name} carry no known feature spec: large_order_threshold is "
+                    "'auto' and neither a production version nor a strategy has set it; train "
+                    f"{name} from trades first or set large_order_threshold to a number")
+            batch.X.attrs["feature_spec"] = spec.to_dict()
             key = fingerprint(batch.X, batch.y, self.config)[:32]
             batch_id = self.samples.claim_batch(name, batch.max_id, key)
             result = train_model(batch.X, batch.y, self.config, source="samples",
@@ -294,11 +337,11 @@ class SyncTickerModelManager:
 
     def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
         """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
-        from .views import best
+        from .views import SKILL_SCORE, best
 
         name = self._ticker(new_ticker)
         if template is None:
-            ranked = [r for r in best(self.registry, "flow_type_accuracy", 50) if r["ticker"] != name]
+            ranked = [r for r in best(self.registry, SKILL_SCORE, 50) if r["ticker"] != name]
             if not ranked:
                 raise ModelNotFoundError("no ticker has a production version to use as a "
                                          "template; train one first")
@@ -372,7 +415,7 @@ class SyncTickerModelManager:
 
         return compare(self.registry, self._ticker(ticker), v1, v2)
 
-    def best(self, metric: str = "flow_type_accuracy", n: int = 10) -> list[dict[str, Any]]:
+    def best(self, metric: str = "skill_score", n: int = 10) -> list[dict[str, Any]]:
         from .views import best
 
         return best(self.registry, metric, n)
@@ -488,9 +531,10 @@ class TickerModelManager:
         return self.sync._predict(entry, order_events, market_data)
 
     async def add_training_sample(self, ticker: str, features: Any, flow_type: str | int,
-                                  impact: float, time_to_execution: float) -> int:
+                                  impact: float, time_to_execution: float,
+                                  timestamp: Any = None) -> int:
         return await asyncio.to_thread(self.sync.add_training_sample, ticker, features, flow_type,
-                                       impact, time_to_execution)
+                                       impact, time_to_execution, timestamp)
 
     async def train(self, ticker: str, trades: pd.DataFrame | None = None, **kw: Any) -> TrainOutcome:
         return await asyncio.to_thread(self.sync.train, ticker, trades, **kw)

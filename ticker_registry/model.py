@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,14 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, load_config
+from .evaluation import HeadEvaluation, fit_baselines, head_losses
 from .exceptions import ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .heads import HEAD_SUFFIX, Head, load_head, train_head
+from .walk_forward import walk_forward
 
 __all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "OrderFlowModel",
-           "package_versions", "score_predictions"]
+           "feature_matrix", "flow_codes", "package_versions"]
 
 HEADS: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
 MODEL_FORMAT_VERSION = 1
@@ -59,7 +60,7 @@ def _installed_versions() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _flow_codes(values: Any) -> np.ndarray:
+def flow_codes(values: Any) -> np.ndarray:
     series = pd.Series(values)
     if isinstance(series.dtype, pd.CategoricalDtype):
         series = series.astype(str)
@@ -73,25 +74,6 @@ def _flow_codes(values: Any) -> np.ndarray:
     if unknown:
         raise TrainingDataError(f"unknown flow_type {unknown[0]!r}; use one of {list(FLOW_TYPES)}")
     return series.map(mapping).to_numpy(dtype=np.int64)
-
-
-def score_predictions(flow_true: np.ndarray, proba: np.ndarray, impact_true: np.ndarray,
-                      impact_pred: np.ndarray, tte_true: np.ndarray,
-                      tte_pred: np.ndarray) -> dict[str, float]:
-    """Holdout metrics of the three heads (flow classes as integer codes)."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    flow_pred = np.argmax(proba, axis=1)
-    labels = list(range(len(FLOW_TYPES)))
-    return {
-        "flow_type_accuracy": float(accuracy_score(flow_true, flow_pred)),
-        "flow_type_f1_macro": float(f1_score(flow_true, flow_pred, labels=labels,
-                                             average="macro", zero_division=0)),
-        "impact_mse": float(np.mean((impact_true - impact_pred) ** 2)),
-        "impact_mae": float(np.mean(np.abs(impact_true - impact_pred))),
-        "time_to_execution_mse": float(np.mean((tte_true - tte_pred) ** 2)),
-        "time_to_execution_mae": float(np.mean(np.abs(tte_true - tte_pred))),
-    }
 
 
 class OrderFlowModel:
@@ -117,16 +99,21 @@ class OrderFlowModel:
 
     # ------------------------------------------------------------------ training
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> OrderFlowModel:
-        """Train the three heads; the last ``validation_fraction`` of rows is the holdout.
+        """Evaluate by purged walk-forward, then train the three heads on every row.
+
+        Each head is judged out of sample against its naive baselines
+        (:mod:`ticker_registry.evaluation`); a head serves with its model only
+        where it has significant skill, otherwise with its best baseline.
+        ``X`` must be indexed by event time (``build_training_set`` and the
+        sample store do this).
 
         Raises
         ------
         TrainingDataError
-            Too few rows, non-finite values, a single flow_type class or
-            constant features.
+            Too few rows, no event times, non-finite values or constant features.
         """
         cfg = self.config
-        features = _feature_matrix(X)
+        features = feature_matrix(X)
         missing = [c for c in HEADS if not isinstance(y, pd.DataFrame) or c not in y.columns]
         if missing:
             raise TrainingDataError(f"labels y lack column(s) {missing}; y must be a DataFrame "
@@ -134,61 +121,75 @@ class OrderFlowModel:
         if len(y) != len(features):
             raise TrainingDataError(f"X has {len(features)} rows but y has {len(y)} rows; give "
                                     "one label row per feature row")
-        flow = _flow_codes(y["flow_type"])
-        impact = y["impact"].to_numpy(dtype=np.float64)
-        tte = y["time_to_execution"].to_numpy(dtype=np.float64)
+        labels = {"flow_type": flow_codes(y["flow_type"]),
+                  "impact": y["impact"].to_numpy(dtype=np.float64),
+                  "time_to_execution": y["time_to_execution"].to_numpy(dtype=np.float64)}
         n = len(features)
         if n < MIN_TRAINING_ROWS:
             raise TrainingDataError(f"{n} training rows; at least {MIN_TRAINING_ROWS} are needed "
-                                    "to train and hold out a validation window")
-        if not (np.isfinite(impact).all() and np.isfinite(tte).all()):
+                                    "to train and evaluate a model")
+        if not (np.isfinite(labels["impact"]).all() and np.isfinite(labels["time_to_execution"]).all()):
             raise TrainingDataError("impact and time_to_execution targets must be finite numbers")
-        if len(np.unique(flow)) < 2:
-            raise TrainingDataError(
-                f"flow_type is {FLOW_TYPES[flow[0]]!r} in all {n} rows; a classifier needs at "
-                "least two classes: give a longer or more varied trade history")
         if np.all(features == features[0]):
             raise TrainingDataError(f"all {n} training rows have identical features; "
                                     "the data carry no information to learn from")
-        n_valid = max(1, int(math.ceil(n * cfg.validation_fraction)))
-        train, valid = slice(0, n - n_valid), slice(n - n_valid, n)
+        recorded = X.attrs.get("feature_spec") if isinstance(X, pd.DataFrame) else None
+        self.spec_ = FeatureSpec.from_dict(recorded) if recorded else FeatureSpec.from_config(cfg)
+        event_ns = _event_times(X)
+        if np.any(np.diff(event_ns) < 0):
+            order = np.argsort(event_ns, kind="stable")
+            features, event_ns = features[order], event_ns[order]
+            labels = {h: v[order] for h, v in labels.items()}
+        report = walk_forward(features, labels, event_ns, cfg, self.spec_)
+        self.evaluation_ = report.heads
+        self.serving_ = {h: e.source for h, e in report.heads.items()}
+        self.gate_holdout_ = report.holdout
         hp = cfg.model_hyperparameters()
-        Xt = features[train]
-
-        def head(target: np.ndarray, n_classes: int) -> Head:
-            return train_head(cfg.model_type, Xt, target[train], n_classes=n_classes,
-                              hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
-
-        self.heads_: dict[str, Head] = {"flow_type": head(flow, len(FLOW_TYPES)),
-                                        "impact": head(impact, 0),
-                                        "time_to_execution": head(tte, 0)}
-        counts = np.bincount(flow[train], minlength=len(FLOW_TYPES))
-        self.baselines_ = {"majority_class": int(np.argmax(counts)),
-                           "median_time_to_execution": float(np.median(tte[train]))}
-        self.spec_ = FeatureSpec.from_config(cfg)
-        self.metrics_ = {**self._score(features[valid], flow[valid], impact[valid], tte[valid]),
-                         "n_train": float(n - n_valid), "n_valid": float(n_valid)}
-        self.validation_start_ = str(X.index[n - n_valid]) if isinstance(
-            X.index, pd.DatetimeIndex) else None
+        self.heads_: dict[str, Head] = {
+            head: train_head(cfg.model_type, features, labels[head],
+                             n_classes=len(FLOW_TYPES) if head == "flow_type" else 0,
+                             hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
+            for head in HEADS}
+        fitted = {h: fit_baselines(h, labels[h]) for h in HEADS}
+        self.baselines_: dict[str, Any] = {
+            "majority_class": int(fitted["flow_type"].values["majority"]),
+            "median_time_to_execution": float(fitted["time_to_execution"].values["median"]),
+            "heads": {h: {"kind": self.evaluation_[h].baseline, **fitted[h].to_dict()}
+                      for h in HEADS},
+        }
+        self.metrics_ = {**report.metrics, "n_train": float(n), "n_valid": float(report.n_oos)}
+        self.validation_start_ = report.holdout_start
+        self._prepare_serving()
         return self
 
     def score(self, X: pd.DataFrame, y: pd.DataFrame) -> dict[str, float]:
-        """Metrics of this model and of its naive baselines on ``(X, y)``."""
+        """Per-head losses of this version's served predictions on ``(X, y)``."""
         self._check_fitted()
-        return self._score(_feature_matrix(X), _flow_codes(y["flow_type"]),
-                           y["impact"].to_numpy(dtype=np.float64),
-                           y["time_to_execution"].to_numpy(dtype=np.float64))
+        raw = self.predict_matrix(feature_matrix(X))
+        flow = flow_codes(y["flow_type"])
+        return {
+            "flow_type_logloss": float(head_losses("flow_type", flow, raw[:, :3]).mean()),
+            "flow_type_accuracy": float(np.mean(np.argmax(raw[:, :3], axis=1) == flow)),
+            "impact_mse": float(head_losses("impact", y["impact"].to_numpy(np.float64),
+                                            raw[:, 3]).mean()),
+            "time_to_execution_mse": float(head_losses(
+                "time_to_execution", y["time_to_execution"].to_numpy(np.float64), raw[:, 4]).mean()),
+        }
 
-    def _score(self, features: np.ndarray, flow: np.ndarray, impact: np.ndarray,
-               tte: np.ndarray) -> dict[str, float]:
-        raw = self.predict_matrix(features)
-        model = score_predictions(flow, raw[:, :3], impact, raw[:, 3], tte, raw[:, 4])
-        n = len(features)
-        majority = np.zeros((n, len(FLOW_TYPES)))
-        majority[:, int(self.baselines_["majority_class"])] = 1.0
-        baseline = score_predictions(flow, majority, impact, np.zeros(n), tte,
-                                     np.full(n, self.baselines_["median_time_to_execution"]))
-        return {**model, **{f"baseline_{k}": v for k, v in baseline.items()}}
+    def _prepare_serving(self) -> None:
+        """Constant rows for the heads served by their baseline (the hot path reads these)."""
+        self._constant: dict[str, np.ndarray | float] = {}
+        serving = getattr(self, "serving_", None) or {h: "model" for h in HEADS}
+        self.serving_ = serving
+        per_head: dict[str, Any] = (self.baselines_.get("heads", {})
+                                    if isinstance(self.baselines_, dict) else {})
+        for head in HEADS:
+            if serving.get(head) != "baseline" or head not in per_head:
+                continue
+            info = per_head[head]
+            value = info["values"][info["kind"]]
+            self._constant[head] = (np.asarray(value, dtype=np.float64) if head == "flow_type"
+                                    else float(value))
 
     # ------------------------------------------------------------------ predicting
     def _check_fitted(self) -> None:
@@ -203,6 +204,18 @@ class OrderFlowModel:
         """
         self._check_fitted()
         out = np.empty((len(features), len(FLOW_TYPES) + 2))
+        constant = self._constant
+        out[:, :3] = constant["flow_type"] if "flow_type" in constant else \
+            self.heads_["flow_type"].predict(features)
+        out[:, 3] = constant["impact"] if "impact" in constant else self.heads_["impact"].predict(features)
+        out[:, 4] = constant["time_to_execution"] if "time_to_execution" in constant else \
+            self.heads_["time_to_execution"].predict(features)
+        return out
+
+    def raw_head_predictions(self, features: np.ndarray) -> np.ndarray:
+        """What every head's model predicts, ignoring baseline serving (for diagnostics)."""
+        self._check_fitted()
+        out = np.empty((len(features), len(FLOW_TYPES) + 2))
         out[:, :3] = self.heads_["flow_type"].predict(features)
         out[:, 3] = self.heads_["impact"].predict(features)
         out[:, 4] = self.heads_["time_to_execution"].predict(features)
@@ -211,7 +224,7 @@ class OrderFlowModel:
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """Predict ``flow_type``, ``p_<class>`` for each class, ``impact`` and ``time_to_execution``."""
         self._check_fitted()
-        raw = self.predict_matrix(_feature_matrix(X))
+        raw = self.predict_matrix(feature_matrix(X))
         index = X.index if isinstance(X, pd.DataFrame) else None
         frame = pd.DataFrame({"flow_type": np.asarray(FLOW_TYPES, dtype=object)[
             np.argmax(raw[:, :3], axis=1)]}, index=index)
@@ -219,6 +232,8 @@ class OrderFlowModel:
             frame[f"p_{name}"] = raw[:, i]
         frame["impact"] = raw[:, 3]
         frame["time_to_execution"] = raw[:, 4]
+        for head in HEADS:
+            frame[f"{head}_source"] = self.serving_[head]
         return frame
 
     def feature_importances(self) -> pd.DataFrame:
@@ -244,6 +259,8 @@ class OrderFlowModel:
             "config": self.config.to_dict(),
             "metrics": self.metrics_,
             "baselines": self.baselines_,
+            "serving": self.serving_,
+            "evaluation": {h: e.to_dict() for h, e in getattr(self, "evaluation_", {}).items()},
             "validation_start": self.validation_start_,
             "package_versions": package_versions(),
         }
@@ -281,6 +298,13 @@ class OrderFlowModel:
         model.metrics_ = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
         model.baselines_ = manifest["baselines"]
         model.validation_start_ = manifest.get("validation_start")
+        serving = manifest.get("serving") or {h: "model" for h in HEADS}
+        if set(serving) != set(HEADS) or not set(serving.values()) <= {"model", "baseline"}:
+            raise ModelFormatError(f"{directory / _MANIFEST} has a bad serving map {serving!r}")
+        model.serving_ = dict(serving)
+        model.evaluation_ = {h: HeadEvaluation.from_dict(e)
+                             for h, e in (manifest.get("evaluation") or {}).items() if h in HEADS}
+        model._prepare_serving()
         return model
 
 
@@ -309,7 +333,27 @@ def _safe_member(name: Any) -> str:
     return name
 
 
-def _feature_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+def _event_times(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Event times (int64 ns) of the rows, from the frame's DatetimeIndex.
+
+    Raises
+    ------
+    TrainingDataError
+        Without event times the walk-forward could not purge overlapping labels.
+    """
+    if isinstance(X, pd.DataFrame) and isinstance(X.index, pd.DatetimeIndex):
+        if X.index.hasnans:
+            raise TrainingDataError("the event-time index of X has missing times (NaT); give every "
+                                    "training row the time of its event")
+        index = X.index if X.index.tz is not None else X.index.tz_localize("UTC")
+        return index.as_unit("ns").asi8.astype(np.int64)
+    raise TrainingDataError(
+        f"X is indexed by {type(getattr(X, 'index', None)).__name__}, not by event time; training "
+        "rows need their event times (a DatetimeIndex, as build_training_set and the sample store "
+        "give) so the walk-forward can purge labels that overlap a test block")
+
+
+def feature_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
     if isinstance(X, pd.DataFrame):
         missing = [c for c in FEATURE_NAMES if c not in X.columns]
         if missing:

@@ -39,9 +39,9 @@ def write_plots(model: OrderFlowModel, directory: Path, X_valid=None, y_valid=No
         plt.close(fig)
         paths.append(path)
     if X_valid is not None and y_valid is not None and len(X_valid):
-        from .model import _flow_codes
+        from .model import flow_codes
 
-        true = _flow_codes(y_valid["flow_type"])
+        true = flow_codes(y_valid["flow_type"])
         pred = np.argmax(model.predict_matrix(X_valid.to_numpy(np.float64))[:, :3], axis=1)
         matrix = np.zeros((len(FLOW_TYPES), len(FLOW_TYPES)), dtype=int)
         np.add.at(matrix, (true, pred), 1)

@@ -74,6 +74,7 @@ def _save_pyfunc_with_mlflow(model: OrderFlowModel, path: Path) -> Path:
     from mlflow.types import ColSpec, Schema
 
     from . import pyfunc_model
+    from .evaluation import HEADS
     from .features import FEATURE_NAMES, FLOW_TYPES
 
     with tempfile.TemporaryDirectory(prefix="ticker-registry-stage-") as stage:
@@ -83,7 +84,8 @@ def _save_pyfunc_with_mlflow(model: OrderFlowModel, path: Path) -> Path:
             inputs=Schema([ColSpec("double", n) for n in FEATURE_NAMES]),
             outputs=Schema([ColSpec("string", "flow_type"),
                             *[ColSpec("double", f"p_{c}") for c in FLOW_TYPES],
-                            ColSpec("double", "impact"), ColSpec("double", "time_to_execution")]))
+                            ColSpec("double", "impact"), ColSpec("double", "time_to_execution"),
+                            *[ColSpec("string", f"{h}_source") for h in HEADS]]))
         example = pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=list(FEATURE_NAMES))
         mlflow.pyfunc.save_model(str(path), python_model=pyfunc_model.__file__,
                                  artifacts={pyfunc_model.ARTIFACT_KEY: str(native)},

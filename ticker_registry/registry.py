@@ -30,15 +30,16 @@ from typing import Any
 import pandas as pd
 
 from .config import Config, load_config
+from .evaluation import HEADS as EVAL_HEADS
 from .exceptions import (
     ModelNotFoundError,
     PromotionConflictError,
     RegistryError,
     RollbackError,
 )
+from .gate import decide, decision_tags, serving_summary
 from .locking import TickerLock, store_init_lock
 from .model import OrderFlowModel, package_versions
-from .promotion import head_skill, skill_score
 from .pyfunc_package import local_artifact_dir, save_pyfunc
 from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
 from .retry import translate_errors, with_retries
@@ -247,7 +248,8 @@ class TickerRegistry:
                 "ticker": ticker, "idempotency_key": idempotency_key,
                 "model_type": model.config.model_type, "created_at": _now(),
                 **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()},
-                **{f"skill.{h}": str(ok).lower() for h, ok in head_skill(metrics).items()},
+                **{f"skill.{h}": str(e.has_skill).lower() for h, e in model.evaluation_.items()},
+                **{f"serving.{h}": model.serving_[h] for h in EVAL_HEADS},
                 **lineage.tags(), **(extra_tags or {}),
             }
             mv = self._create_version(name, source, run_id, tags, idempotency_key,
@@ -334,68 +336,38 @@ class TickerRegistry:
         return run_id, f"{run.info.artifact_uri}/{_MODEL_ARTIFACT}"
 
     def _version_description(self, ticker: str, model: OrderFlowModel) -> str:
-        m = model.metrics_
-        skill = head_skill(m)
-        flagged = [h for h, ok in skill.items() if not ok]
-        return (f"{ticker} order-flow model ({model.config.model_type}). Holdout: flow_type "
-                f"accuracy {m['flow_type_accuracy']:.3f} (majority {m['baseline_flow_type_accuracy']:.3f}), "
-                f"impact MSE {m['impact_mse']:.4g} (zero {m['baseline_impact_mse']:.4g}), "
-                f"time_to_execution MSE {m['time_to_execution_mse']:.4g} "
-                f"(median {m['baseline_time_to_execution_mse']:.4g}); "
-                f"{int(m['n_train'])} train / {int(m['n_valid'])} holdout rows."
-                + (f" No skill over baseline: {', '.join(flagged)}." if flagged else ""))
+        evaluations = "; ".join(e.summary() for e in model.evaluation_.values())
+        return (f"{ticker} order-flow model ({model.config.model_type}), purged walk-forward "
+                f"over {int(model.metrics_['n_train'])} rows ({int(model.metrics_['n_valid'])} "
+                f"out of sample): {evaluations}. Serves {serving_summary(model)}.")
 
     # ------------------------------------------------------------------ gate
     def apply_gate(self, ticker: str, version: int, candidate: OrderFlowModel,
                    X_valid: pd.DataFrame | None = None,
                    y_valid: pd.DataFrame | None = None) -> PromotionDecision:
-        """Champion/challenger: decide and apply where the new ``version`` goes.
+        """Champion/challenger: decide (:func:`ticker_registry.gate.decide`) and apply.
 
-        See :mod:`ticker_registry.promotion` for the rules. Both models are
-        scored on the candidate's holdout (``X_valid``, ``y_valid``) when given,
-        else their recorded holdout metrics are compared.
+        ``X_valid``/``y_valid`` are the candidate's last walk-forward test block
+        (``TrainingResult.X_valid``); production is loaded and scored on the
+        rows of it that lie after its own training data.
         """
         cfg = self.config
         ticker = normalize_ticker(ticker)
         name = self.model_name(ticker)
         state = self._state(name)
         champion_version = state.aliases.get(cfg.production_alias)
-        cand_scores = (candidate.score(X_valid, y_valid) if X_valid is not None and y_valid is not None
-                       else dict(candidate.metrics_))
-        skill = head_skill(cand_scores)
-        champ_scores: dict[str, float] = {}
-        if champion_version is None:
-            promoted, alias, reason = True, cfg.production_alias, "first version of this ticker"
-        else:
-            if X_valid is not None and y_valid is not None:
-                champion = self.load_model(ticker, champion_version)
-                champ_scores = champion.score(X_valid, y_valid)
-            else:
-                champ_scores = self.get_version(ticker, champion_version).metrics
-            cand, champ = skill_score(cand_scores), skill_score(champ_scores)
-            if not all(skill.values()):
-                missing = ", ".join(h for h, ok in skill.items() if not ok)
-                promoted, reason = False, f"no skill over the naive baseline on: {missing}"
-            elif not cfg.auto_promote:
-                promoted, reason = False, "auto_promote is off"
-            elif cand > champ:
-                promoted, reason = True, (f"skill score {cand:.4f} beats production "
-                                          f"v{champion_version} ({champ:.4f})")
-            else:
-                promoted, reason = False, (f"skill score {cand:.4f} does not beat production "
-                                           f"v{champion_version} ({champ:.4f})")
-            alias = cfg.production_alias if promoted else cfg.staging_alias
-        decision = PromotionDecision(promoted, alias, reason, cand_scores, champ_scores,
-                                     champion_version, skill)
-        tags = {"gate.decision": "production" if promoted else "staging", "gate.reason": reason,
-                "gate.champion_version": str(champion_version or ""),
-                "gate.candidate_score": repr(skill_score(cand_scores))}
-        if champ_scores:
-            tags["gate.champion_score"] = repr(skill_score(champ_scores))
-        for key, value in tags.items():
+        champion = last_event = None
+        if champion_version is not None:
+            champion = self.load_model(ticker, champion_version)
+            last_event = self.get_version(ticker, champion_version).tags.get("lineage.last_trade")
+        decision, comparisons = decide(candidate, champion=champion,
+                                       champion_version=champion_version,
+                                       champion_last_event=last_event, X_holdout=X_valid,
+                                       y_holdout=y_valid, cfg=cfg)
+        for key, value in decision_tags(decision, comparisons).items():
             self._call(self.client.set_model_version_tag, name, str(version), key, value)
-        self.promote(ticker, version, to=alias, reason=f"gate: {reason}",
-                     expected=state.aliases.get(alias), action="gate")
+        self.promote(ticker, version, to=decision.alias, reason=f"gate: {decision.reason}"[:1000],
+                     expected=state.aliases.get(decision.alias), action="gate")
         return decision
 
     def gate_applied(self, ticker: str, version: int) -> bool:

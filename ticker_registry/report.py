@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .promotion import head_skill, skill_score
+from .evaluation import head_skill
+from .evaluation import served_skill_score as skill_score
 from .records import AuditEvent, VersionInfo
 from .views import status
 
@@ -41,18 +42,19 @@ __all__ = ["ReportData", "TickerSummary", "collect_report", "render_report", "wr
 
 #: (head, its headline metric, the metric's naive baseline, label, True when higher is better)
 HEADS = (
-    ("flow_type", "flow_type_accuracy", "baseline_flow_type_accuracy", "flow_type accuracy", True),
+    ("flow_type", "flow_type_logloss", "baseline_flow_type_logloss", "flow_type log-loss", False),
     ("impact", "impact_mse", "baseline_impact_mse", "impact MSE", False),
     ("time_to_execution", "time_to_execution_mse", "baseline_time_to_execution_mse",
      "time_to_execution MSE", False),
 )
-_SKILL_KEYS = tuple(k for _, metric, base, _, _ in HEADS for k in (metric, base))
+_SKILL_KEYS = ("skill_flow_type", "skill_impact", "skill_time_to_execution")
 _SECTIONS = (("tickers", "Tickers"), ("best-worst", "Best and worst"),
              ("history", "Metric history"), ("timeline", "Promotions and rollbacks"))
-_FOOTER = ("Written by ticker-registry. Metrics are holdout scores recorded with each version; "
-           "a naive baseline is the majority class (accuracy) or a constant prediction (MSE). "
-           "Skill score = mean relative improvement over the baselines (0 = baseline, "
-           "1 = perfect), as in the promotion gate.")
+_FOOTER = ("Written by ticker-registry. Metrics are purged walk-forward (out-of-sample) scores "
+           "recorded with each version, beside the head's best naive baseline (class prior for "
+           "log-loss, a constant for MSE). Skill score = mean over heads of the skill each "
+           "version serves (1 - loss/baseline loss where the model serves, 0 where the baseline "
+           "does), the ranking used by best.")
 _SKILL_MARK = {True: ' <span class="ok" title="beats the baseline">✓</span>',
                False: ' <span class="bad" title="no skill over the baseline">✗</span>', None: ""}
 _CHART_EVENTS = 60  # alias moves drawn in the timeline chart (the table lists all)

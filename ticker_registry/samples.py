@@ -61,10 +61,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from .exceptions import SampleValidationError, StoreError
+from .exceptions import SampleValidationError, StoreError, TimestampError
 from .features import FEATURE_NAMES, FLOW_TYPES
 from .sample_validation import validate_sample
 from .tickers import normalize_ticker
+from .timestamps import to_epoch_ns
 
 __all__ = ["SPEC_VERSION", "SampleBatch", "SampleStore", "validate_sample"]
 
@@ -86,6 +87,9 @@ _samples = sa.Table(
     sa.Column("impact", sa.Double, nullable=False),
     sa.Column("time_to_execution", sa.Double, nullable=False),
     sa.Column("consumed_by_version", sa.Integer, nullable=True),
+    # the trade time of the sample's event (int ns since the epoch, UTC); null only in
+    # stores written before it existed, whose samples then fall back to created_at
+    sa.Column("event_time", sa.BigInteger, nullable=True),
     sa.Index("ix_samples_ticker_id", "ticker", "id"),
     sa.Index("ix_samples_ticker_consumed", "ticker", "consumed_by_version"),
     sqlite_autoincrement=True,
@@ -128,7 +132,8 @@ class SampleBatch:
 
     ``X`` has the ``FEATURE_NAMES`` columns; ``y`` has ``flow_type``
     (Categorical of ``FLOW_TYPES``), ``impact`` and ``time_to_execution``.
-    Both are indexed by the samples' UTC ``created_at``. ``ids`` are the
+    Both are indexed by the samples' UTC event time (the trade time given to
+    ``add``; the insertion time for samples stored without one). ``ids`` are the
     sample ids (int64); ``max_id`` is the largest, or None when empty.
     """
 
@@ -248,6 +253,7 @@ class SampleStore:
             for attempt in range(3):  # concurrent first use on a server may race on CREATE
                 try:
                     _metadata.create_all(engine)
+                    _add_missing_columns(engine)
                     break
                 except (IntegrityError, sa.exc.ProgrammingError):
                     if attempt == 2:
@@ -276,14 +282,18 @@ class SampleStore:
 
     # ------------------------------------------------------------------ samples
     def add(self, ticker: str, features: Any, flow_type: Any, impact: Any,
-            time_to_execution: Any) -> int:
+            time_to_execution: Any, *, event_time: Any = None) -> int:
         """Validate one sample, insert it and commit; return its id.
+
+        ``event_time`` is the trade time of the sample's event (epoch s/ms/us/ns,
+        datetime or ISO text); None records the time of insertion.
 
         Raises SampleValidationError / InvalidTickerError before anything is
         written, StoreError when the database fails.
         """
         ticker = normalize_ticker(ticker)
-        row = _row(ticker, *validate_sample(features, flow_type, impact, time_to_execution))
+        row = _row(ticker, *validate_sample(features, flow_type, impact, time_to_execution),
+                   event_time=event_time)
         with self._write(f"add a sample for {ticker}") as conn:
             key = conn.execute(sa.insert(_samples).values(**row)).inserted_primary_key
             assert key is not None  # an autoincrement insert always returns its key
@@ -293,23 +303,24 @@ class SampleStore:
         """Validate every row, then insert them all in one transaction; return their ids.
 
         Each row is a mapping with keys ``features``, ``flow_type``, ``impact``,
-        ``time_to_execution`` or a 4-tuple in that order. One bad row rejects
-        the whole batch (the error names its position).
+        ``time_to_execution`` (and optionally ``event_time``) or a 4- or 5-tuple in
+        that order. One bad row rejects the whole batch (the error names its position).
         """
         ticker = normalize_ticker(ticker)
         prepared = []
         fields = ("features", "flow_type", "impact", "time_to_execution")
         for i, item in enumerate(rows):
-            if isinstance(item, Mapping) and set(item) == set(fields):
+            if isinstance(item, Mapping) and set(fields) <= set(item) <= {*fields, "event_time"}:
                 args = tuple(item[k] for k in fields)
-            elif isinstance(item, (list, tuple)) and len(item) == len(fields):
-                args = tuple(item)
+                event_time = item.get("event_time")
+            elif isinstance(item, (list, tuple)) and len(item) in (len(fields), len(fields) + 1):
+                args, event_time = tuple(item[:4]), (item[4] if len(item) > 4 else None)
             else:
                 raise SampleValidationError(
-                    f"row {i} is {item!r:.80}; each row must be a mapping with exactly the keys "
-                    f"{', '.join(fields)} or a 4-tuple in that order")
+                    f"row {i} is {item!r:.80}; each row must be a mapping with the keys "
+                    f"{', '.join(fields)} (and optionally event_time) or a tuple in that order")
             try:
-                prepared.append(_row(ticker, *validate_sample(*args)))
+                prepared.append(_row(ticker, *validate_sample(*args), event_time=event_time))
             except SampleValidationError as exc:
                 raise SampleValidationError(f"row {i}: {exc}") from None
         if not prepared:
@@ -348,8 +359,8 @@ class SampleStore:
         """
         ticker = normalize_ticker(ticker)
         c = _samples.c
-        q = sa.select(c.id, c.created_at, c.spec_version, c.features, c.flow_type, c.impact,
-                      c.time_to_execution).where(c.ticker == ticker)
+        q = sa.select(c.id, c.created_at, c.event_time, c.spec_version, c.features, c.flow_type,
+                      c.impact, c.time_to_execution).where(c.ticker == ticker)
         if max_id is not None:
             q = q.where(c.id <= _positive_int(max_id, "max_id", low=0))
         if last is not None:
@@ -370,9 +381,9 @@ class SampleStore:
                     f"{r.spec_version}; this ticker-registry reads version {SPEC_VERSION} only; "
                     "upgrade ticker-registry or load these samples elsewhere")
         ids = np.fromiter((r.id for r in rows), dtype=np.int64, count=len(rows))
-        index = pd.DatetimeIndex(
-            pd.to_datetime(np.array([r.created_at for r in rows], dtype=np.float64), unit="s",
-                           utc=True), name="created_at")
+        event_ns = np.array([r.event_time if r.event_time is not None else int(r.created_at * 1e9)
+                             for r in rows], dtype=np.int64)
+        index = pd.DatetimeIndex(event_ns.view("datetime64[ns]"), name="event_time").tz_localize("UTC")
         matrix = np.array(json.loads("[" + ",".join(r.features for r in rows) + "]"),
                           dtype=np.float64).reshape(len(rows), _N)
         X = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), index=index)
@@ -553,10 +564,29 @@ class SampleStore:
                     for t in _metadata.sorted_tables}
 
 
-def _row(ticker: str, vector: np.ndarray, code: int, impact: float, tte: float) -> dict[str, Any]:
-    return {"ticker": ticker, "created_at": time.time(), "spec_version": SPEC_VERSION,
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a store written by an older ticker-registry up to the current samples table."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns("samples")}
+    if "event_time" not in present:
+        with engine.begin() as conn:
+            try:
+                conn.execute(sa.text("ALTER TABLE samples ADD COLUMN event_time BIGINT"))
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+                pass  # another process added it first
+
+
+def _row(ticker: str, vector: np.ndarray, code: int, impact: float, tte: float,
+         event_time: Any = None) -> dict[str, Any]:
+    """One samples row; ``event_time`` (any form the epoch rule reads) defaults to now."""
+    now = time.time()
+    try:
+        event_ns = to_epoch_ns(event_time) if event_time is not None else int(now * 1e9)
+    except TimestampError as exc:
+        raise SampleValidationError(f"event time of the sample: {exc}") from None
+    return {"ticker": ticker, "created_at": now, "spec_version": SPEC_VERSION,
             "features": json.dumps(vector.tolist(), allow_nan=False), "flow_type": code,
-            "impact": impact, "time_to_execution": tte, "consumed_by_version": None}
+            "impact": impact, "time_to_execution": tte, "consumed_by_version": None,
+            "event_time": event_ns}
 
 
 def _mark(conn: Connection, ticker: str, max_id: int, version: int) -> int:

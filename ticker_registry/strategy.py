@@ -33,6 +33,8 @@ from .timestamps import to_epoch_ns
 __all__ = ["OrderFlowTradingStrategy", "StrategySummary"]
 
 _NS = 1_000_000_000
+#: Trades that set an 'auto' large-order threshold before a ticker has a served version.
+AUTO_WARMUP_TRADES = 1000
 
 
 @dataclass
@@ -72,8 +74,11 @@ class OrderFlowTradingStrategy:
             raise ConfigError("the strategy needs a symbol: set `symbol:` in its config "
                               "or pass --ticker")
         self.symbol: str = chosen
-        self.spec = FeatureSpec.from_config(self.config)
-        self._window: deque[dict[str, Any]] = deque(maxlen=self.spec.sequence_length)
+        # None while an 'auto' large-order threshold waits for the ticker's first trades
+        self.spec: FeatureSpec | None = (None if self.config.large_order_threshold == "auto"
+                                         else FeatureSpec.from_config(self.config))
+        self._warmup: list[tuple[int, float, float, int, Mapping[str, Any] | None]] = []
+        self._window: deque[dict[str, Any]] = deque(maxlen=self.config.sequence_length)
         self._pending: deque[_Pending] = deque()
         self.summary = StrategySummary(self.symbol)
         self.last_prediction: dict[str, Any] | None = None
@@ -82,6 +87,15 @@ class OrderFlowTradingStrategy:
     async def start(self) -> None:
         await self.manager.get_or_create_model(self.symbol)
         self._known_versions = set(await asyncio.to_thread(self._versions))
+        known = await asyncio.to_thread(self.manager.sync.feature_spec, self.symbol)
+        if known is not None:
+            self._use_spec(known)
+
+    def _use_spec(self, spec: FeatureSpec) -> None:
+        """Compute features and labels with ``spec`` from now on (the served version's, or set)."""
+        self.spec = spec
+        self._window = deque(self._window, maxlen=spec.sequence_length)
+        self.manager.sync.use_feature_spec(self.symbol, spec)
 
     def _versions(self) -> list[int]:
         try:
@@ -91,11 +105,37 @@ class OrderFlowTradingStrategy:
 
     async def on_trade(self, trade: Mapping[str, Any],
                        market_data: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        """Feed one trade (timestamp, price, quantity, side); return the prediction if any."""
+        """Feed one trade (timestamp, price, quantity, side); return the prediction if any.
+
+        With ``large_order_threshold: auto`` and no served version yet, the first
+        :data:`AUTO_WARMUP_TRADES` trades are held back until the threshold is set
+        from them, then processed in order.
+        """
         ts = to_epoch_ns(trade["timestamp"])
         price = float(trade["price"])
         qty = float(trade.get("quantity", trade.get("amount", 0.0)))
         side = _side(trade["side"])
+        if self.spec is None:
+            self._warmup.append((ts, price, qty, side, market_data))
+            if len(self._warmup) < AUTO_WARMUP_TRADES:
+                return None
+            return await self._end_warmup()
+        return await self._process(ts, price, qty, side, market_data)
+
+    async def _end_warmup(self) -> dict[str, Any] | None:
+        held, self._warmup = self._warmup, []
+        if not held:
+            return None
+        self._use_spec(FeatureSpec.from_config(self.config, price=np.array([t[1] for t in held]),
+                                               quantity=np.array([t[2] for t in held])))
+        result = None
+        for ts, price, qty, side, market in held:
+            result = await self._process(ts, price, qty, side, market)
+        return result
+
+    async def _process(self, ts: int, price: float, qty: float, side: int,
+                       market_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        assert self.spec is not None
         horizon = self.spec.horizon_ns
         while self._pending and ts > self._pending[0].ts + horizon:
             await self._label(self._pending.popleft())
@@ -124,6 +164,7 @@ class OrderFlowTradingStrategy:
         return prediction
 
     async def _label(self, event: _Pending) -> None:
+        assert self.spec is not None  # events exist only once the spec is set
         volume = event.volume
         share = event.signed / volume if volume > 0 else 0.0
         band = self.spec.flow_band
@@ -132,12 +173,14 @@ class OrderFlowTradingStrategy:
         horizon_s = self.spec.horizon_ns / _NS
         tte = min(event.tte, horizon_s) if event.tte is not None else horizon_s
         await self.manager.add_training_sample(self.symbol, event.features, FLOW_TYPES[flow],
-                                               impact, tte)
+                                               impact, tte, timestamp=event.ts)
         self.summary.samples += 1
 
     async def stop(self) -> StrategySummary:
         """Label every event whose horizon the last trade covers, wait for retraining."""
-        if self._window:
+        if self.spec is None:
+            await self._end_warmup()
+        if self._window and self.spec is not None:
             last = to_epoch_ns(self._window[-1]["timestamp"])
             while self._pending and last >= self._pending[0].ts + self.spec.horizon_ns:
                 await self._label(self._pending.popleft())

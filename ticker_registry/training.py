@@ -29,7 +29,7 @@ class TrainingResult:
     """A fitted model plus what the registry needs to record and gate it."""
 
     model: OrderFlowModel
-    X_valid: pd.DataFrame
+    X_valid: pd.DataFrame  # the last walk-forward test block: the gate's out-of-sample rows
     y_valid: pd.DataFrame
     lineage: TrainingLineage
     idempotency_key: str
@@ -43,8 +43,14 @@ def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
     digest.update(np.ascontiguousarray(y[["impact", "time_to_execution"]].to_numpy(np.float64)).tobytes())
     recipe = {k: v for k, v in config.to_dict().items()
               if k in ("model_type", "prediction_horizon", "sequence_length",
-                       "large_order_threshold", "flow_band", "validation_fraction", "random_seed")}
+                       "large_order_threshold", "flow_band", "random_seed", "cv_folds",
+                       "cv_embargo", "skill_alpha")}
     recipe["hyperparameters"] = config.model_hyperparameters()
+    if X.attrs.get("feature_spec"):  # the resolved recipe (an 'auto' threshold as a number)
+        recipe["feature_spec"] = X.attrs["feature_spec"]
+    # event times decide the walk-forward's purge, so they are part of the training
+    if isinstance(X.index, pd.DatetimeIndex):
+        digest.update(X.index.as_unit("ns").asi8.tobytes())
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -53,6 +59,9 @@ def train_model(X: pd.DataFrame, y: pd.DataFrame, config: Config | dict | None =
                 source: str = "samples", extra_lineage: dict[str, str] | None = None) -> TrainingResult:
     """Fit an :class:`OrderFlowModel` on ``(X, y)`` and describe the training."""
     cfg = load_config(config)
+    if isinstance(X.index, pd.DatetimeIndex) and not X.index.is_monotonic_increasing:
+        order = np.argsort(X.index.asi8, kind="stable")
+        X, y = X.iloc[order], y.iloc[order]
     model = OrderFlowModel(cfg).fit(X, y)
     first = last = None
     if isinstance(X.index, pd.DatetimeIndex) and len(X):
@@ -60,9 +69,9 @@ def train_model(X: pd.DataFrame, y: pd.DataFrame, config: Config | dict | None =
     key = fingerprint(X, y, cfg)
     lineage = TrainingLineage(n_samples=len(X), first_trade=first, last_trade=last,
                               fingerprint=key, source=source, extra=dict(extra_lineage or {}))
-    n = len(X)
-    start = n - int(model.metrics_["n_valid"])
-    return TrainingResult(model, X.iloc[start:], y.iloc[start:], lineage, key[:32])
+    holdout = model.gate_holdout_
+    rows = holdout.positions if holdout is not None else np.zeros(0, dtype=np.int64)
+    return TrainingResult(model, X.iloc[rows], y.iloc[rows], lineage, key[:32])
 
 
 def train_on_trades(trades: pd.DataFrame, config: Config | dict | None = None, *,

@@ -12,16 +12,33 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .evaluation import HEADS, served_skill_score
 from .exceptions import ModelNotFoundError, RegistryError
 from .records import HEADLINE_METRICS, VersionInfo
 
 if TYPE_CHECKING:
     from .registry import TickerRegistry
 
-__all__ = ["LOWER_IS_BETTER", "best", "compare", "metadata", "status"]
+__all__ = ["LOWER_IS_BETTER", "SKILL_SCORE", "best", "compare", "metadata", "status"]
 
 #: Metrics where a smaller value is better (for ``best`` and ``compare``).
-LOWER_IS_BETTER = ("impact_mse", "impact_mae", "time_to_execution_mse", "time_to_execution_mae")
+LOWER_IS_BETTER = ("flow_type_logloss", "impact_mse", "impact_mae", "time_to_execution_mse",
+                   "time_to_execution_mae")
+#: The ranking ``best`` uses by default: the skill a version serves, averaged over heads
+#: (:func:`ticker_registry.evaluation.served_skill_score`), comparable across tickers.
+SKILL_SCORE = "skill_score"
+
+
+def _metric(info: VersionInfo, metric: str) -> float | None:
+    if metric == SKILL_SCORE:
+        return served_skill_score(info.metrics)
+    return info.metrics.get(metric)
+
+
+def _serving(info: VersionInfo | None) -> str | None:
+    if info is None:
+        return None
+    return ", ".join(f"{h}={info.tags.get(f'serving.{h}', 'model')}" for h in HEADS)
 
 
 def _snapshot(registry: TickerRegistry) -> list[dict[str, Any]]:
@@ -61,6 +78,9 @@ def status(registry: TickerRegistry) -> list[dict[str, Any]]:
             **{m: metrics.get(m) for m in HEADLINE_METRICS},
             "baseline_flow_type_accuracy": metrics.get("baseline_flow_type_accuracy"),
             "baseline_impact_mse": metrics.get("baseline_impact_mse"),
+            SKILL_SCORE: served_skill_score(metrics) if shown else None,
+            "serving": _serving(shown),
+            "gate": shown.tags.get("gate.reason") if shown else None,
             "training_sessions": int(state.tags.get("training_sessions", "0") or 0),
             "total_samples": int(state.tags.get("total_samples", "0") or 0),
             "last_trained": state.tags.get("last_trained") or None,
@@ -85,30 +105,76 @@ def metadata(registry: TickerRegistry) -> dict[str, dict[str, Any]]:
 
 
 def compare(registry: TickerRegistry, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
-    """Metrics of two versions side by side, with the difference and which is better."""
+    """Two versions side by side: their recorded scores, and the gate's verdict between them.
+
+    Each version's walk-forward scores were measured on its own training data, so
+    they are shown but never called better or worse against each other. Where the
+    gate compared the two (one was the production version when the other was
+    gated), its per-head verdicts on their common out-of-sample rows and its
+    decision are the rows ``gate: ...``: ``compare`` and the gate cannot disagree,
+    because ``compare`` reports the gate's own figures.
+    """
     a = registry.get_version(ticker, v1)
     b = registry.get_version(ticker, v2)
     rows = []
     for metric in sorted(set(a.metrics) | set(b.metrics)):
         x, y = a.metrics.get(metric), b.metrics.get(metric)
         diff = None if x is None or y is None else y - x
-        better = None
-        if diff is not None and diff != 0 and not metric.startswith(("n_", "baseline_")):
-            lower = metric in LOWER_IS_BETTER
-            better = v2 if (diff < 0) == lower else v1
         rows.append({"metric": metric, f"v{v1}": x, f"v{v2}": y, "difference": diff,
-                     "better": better})
+                     "better": None, "note": "own walk-forward data"})
+    gated = _gated_pair(a, b)
+    if gated is None:
+        rows.append({"metric": "gate", f"v{v1}": None, f"v{v2}": None, "difference": None,
+                     "better": None, "note": f"the gate never compared v{v1} with v{v2}"})
+        return rows
+    cand, champ = gated
+    for head in HEADS:
+        verdict = cand.tags.get(f"gate.{head}.verdict")
+        if verdict is None:
+            continue
+        losses = {cand.version: _float(cand.tags.get(f"gate.{head}.candidate_loss")),
+                  champ.version: _float(cand.tags.get(f"gate.{head}.production_loss"))}
+        better = cand.version if verdict == "better" else champ.version if verdict == "worse" else None
+        x, y = losses[a.version], losses[b.version]
+        rows.append({"metric": f"gate: {head} loss on common out-of-sample rows",
+                     f"v{v1}": x, f"v{v2}": y,
+                     "difference": None if x is None or y is None else y - x,
+                     "better": better, "note": f"{verdict}, z={cand.tags.get(f'gate.{head}.z')}"})
+    promoted = cand.tags.get("gate.decision") == "production"
+    rows.append({"metric": "gate: decision", f"v{v1}": None, f"v{v2}": None, "difference": None,
+                 "better": cand.version if promoted else champ.version,
+                 "note": cand.tags.get("gate.reason", "")})
     return rows
 
 
-def best(registry: TickerRegistry, metric: str = "flow_type_accuracy",
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _gated_pair(a: VersionInfo, b: VersionInfo) -> tuple[VersionInfo, VersionInfo] | None:
+    """(candidate, champion) when the gate compared these two versions, else None."""
+    for cand, champ in ((b, a), (a, b)):
+        if cand.tags.get("gate.champion_version") == str(champ.version):
+            return cand, champ
+    return None
+
+
+def best(registry: TickerRegistry, metric: str = SKILL_SCORE,
          n: int = 10) -> list[dict[str, Any]]:
-    """The ``n`` tickers whose production version is best on ``metric``."""
+    """The ``n`` tickers whose production version is best on ``metric``.
+
+    The default, ``skill_score``, ranks by the skill each version serves over its
+    own naive baselines: raw scores such as accuracy are not comparable across
+    tickers (each has its own class balance and baseline).
+    """
     if n < 1:
         raise RegistryError(f"n must be at least 1, got {n}")
     rows = [r for r in _metric_rows(registry, metric) if r["value"] is not None]
     known = _known_metrics(registry)
-    if not rows and known and metric not in known:
+    if not rows and known and metric not in known and metric != SKILL_SCORE:
         raise ModelNotFoundError(f"no version has metric {metric!r}; known metrics: "
                                  f"{', '.join(sorted(known))}")
     reverse = metric not in LOWER_IS_BETTER
@@ -127,7 +193,7 @@ def _metric_rows(registry: TickerRegistry, metric: str) -> list[dict[str, Any]]:
         chosen = next((v for v in versions if v.version == prod), None)
         if chosen is None:
             continue
-        value = chosen.metrics.get(metric)
+        value = _metric(chosen, metric)
         if value is not None and not math.isfinite(value):
             value = None
         out.append({"ticker": chosen.ticker, "version": chosen.version, "metric": metric,
@@ -158,6 +224,8 @@ def version_rows(versions: Sequence[VersionInfo], audit: Sequence[Any]) -> list[
             "created_at": v.created_at,
             "model_type": v.tags.get("model_type"),
             **{m: v.metrics.get(m) for m in HEADLINE_METRICS},
+            SKILL_SCORE: served_skill_score(v.metrics),
+            "serving": _serving(v),
             "samples": int(v.tags.get("lineage.n_samples", "0") or 0),
             "first_trade": v.tags.get("lineage.first_trade") or None,
             "last_trade": v.tags.get("lineage.last_trade") or None,

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..evaluation import head_skill
 from ..exceptions import BundleError, ModelFormatError
 from ..features import FEATURE_NAMES
 from ..model import OrderFlowModel, package_versions
-from ..promotion import head_skill
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from .check import check_in_subprocess

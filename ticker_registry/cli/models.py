@@ -14,8 +14,8 @@ import click
 from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
 
 STATUS_COLUMNS = ["ticker", "production", "staging", "latest", "versions", "model_type",
-                  "flow_type_accuracy", "baseline_flow_type_accuracy", "impact_mse",
-                  "baseline_impact_mse", "time_to_execution_mse", "training_sessions",
+                  "skill_score", "serving", "flow_type_accuracy", "baseline_flow_type_accuracy",
+                  "impact_mse", "baseline_impact_mse", "time_to_execution_mse", "training_sessions",
                   "total_samples", "last_trained"]
 
 
@@ -145,9 +145,8 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
     if fmt != "json":
         for row in rows:
             row["moves"] = "; ".join(row["moves"])
-    emit(rows, fmt, columns=["version", "aliases", "created_at", "model_type",
-                             "flow_type_accuracy", "impact_mse", "time_to_execution_mse",
-                             "samples", "source", "gate"])
+    emit(rows, fmt, columns=["version", "aliases", "created_at", "model_type", "skill_score",
+                             "serving", "samples", "source", "gate"])
 
 
 @cli.command()
@@ -157,7 +156,7 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
 @format_option
 @pass_context
 def compare(ctx: Context, ticker: str, v1: int, v2: int, fmt: str) -> None:
-    """Metrics of two versions side by side, with differences.
+    """Two versions side by side: recorded scores and the gate's verdict between them.
 
     \b
     Example:
@@ -167,8 +166,9 @@ def compare(ctx: Context, ticker: str, v1: int, v2: int, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--metric", default="flow_type_accuracy", show_default=True,
-              help="Metric to rank by (lower is better for *_mse / *_mae).")
+@click.option("--metric", default="skill_score", show_default=True,
+              help="Metric to rank by: skill_score (served skill over baselines) or a "
+                   "recorded metric (lower is better for *_logloss / *_mse / *_mae).")
 @click.option("-n", "n", type=click.IntRange(1, 10_000), default=10, show_default=True,
               help="How many tickers.")
 @format_option
