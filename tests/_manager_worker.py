@@ -42,7 +42,18 @@ def main(argv: list[str]) -> None:
         print("added", flush=True)
         time.sleep(120)
     elif command == "train":
-        slow = {**config, "hyperparameters": {"xgboost": {"n_estimators": 3000, "max_depth": 8}}}
+        import ticker_registry.walk_forward as walk_forward
+
+        real_train_head = walk_forward.train_head
+
+        def announced_train_head(*args, **kwargs):  # say when the fit has begun, then go on
+            print("fitting", flush=True)
+            walk_forward.train_head = real_train_head
+            return real_train_head(*args, **kwargs)
+
+        walk_forward.train_head = announced_train_head
+        slow = {**config, "hyperparameters": {"xgboost": {"n_estimators": 3000, "max_depth": 8,
+                                                          "min_child_weight": 1}}}
         manager = SyncTickerModelManager(slow, models_dir, auto_retrain=False)
         print("training", flush=True)
         manager.retrain(ticker)

@@ -286,3 +286,23 @@ def test_run_strategy_command(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)[0]
     assert summary["events"] == 3000 and summary["production_version"] == 1
+
+
+def test_evaluate_prints_the_walk_forward_table_and_writes_nothing(store, tmp_path):
+    empty = tmp_path / "nothing-here"
+    runner = CliRunner()
+    args = ["--models-dir", str(empty), "--config", str(store["config"]), "evaluate", "--ticker",
+            "ethusdt", "--trades", str(store["trades"])]
+    table = runner.invoke(cli, args, catch_exceptions=False)
+    assert table.exit_code == 0, table.output
+    for head in ("flow_type", "impact", "time_to_execution"):
+        assert head in table.output
+    assert "purged folds" in table.output and "skill_95" in table.output
+    result = runner.invoke(cli, [*args, "--format", "json"], catch_exceptions=False)
+    rows = json.loads(result.output)
+    assert [r["head"] for r in rows] == ["flow_type", "impact", "time_to_execution"]
+    assert {r["ticker"] for r in rows} == {"ETHUSDT"}
+    for row in rows:
+        assert row["serves"] == "model" or row["serves"].startswith("baseline")
+        assert len(row["fold_skill"]) == (5 if row["evaluable"] else 0)
+    assert not empty.exists()  # nothing registered, no store created

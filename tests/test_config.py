@@ -14,7 +14,7 @@ def test_defaults_match_the_seed():
     assert cfg.retrain_interval == 500
     assert cfg.prediction_horizon == 5
     assert cfg.sequence_length == 20
-    assert cfg.large_order_threshold == 1000
+    assert cfg.large_order_threshold == "auto"  # set per ticker from its trades
 
 
 def test_shipped_configs_load():

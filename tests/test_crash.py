@@ -40,6 +40,7 @@ from ticker_registry import (
     build_training_set,
 )
 from ticker_registry.doctor import diagnose
+from ticker_registry.model import PREDICTION_COLUMNS
 from ticker_registry.records import TrainingLineage
 from ticker_registry.training import train_on_trades
 
@@ -111,15 +112,14 @@ def assert_production_loads(manager: SyncTickerModelManager, monkeypatch, versio
     assert registry.production_version(TICKER) == version
     shutil.rmtree(registry.models_dir / "cache", ignore_errors=True)
     native = registry.load_model(TICKER)
-    assert native.predict(_frame()).shape == (5, 6)
+    assert native.predict(_frame()).shape == (5, len(PREDICTION_COLUMNS))
     client = MlflowClient(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
     assert int(client.get_model_version_by_alias(NAME, "production").version) == version
     with monkeypatch.context() as m:  # models:/ URIs resolve through the environment
         m.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
         pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@production")
     out = pyfunc.predict(_frame())
-    assert list(out.columns) == ["flow_type", "p_sell_pressure", "p_balanced", "p_buy_pressure",
-                                 "impact", "time_to_execution"]
+    assert list(out.columns) == list(PREDICTION_COLUMNS)
     np.testing.assert_allclose(out["impact"].to_numpy(), native.predict(_frame())["impact"])
 
 

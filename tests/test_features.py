@@ -163,9 +163,12 @@ def test_too_few_trades_and_bad_frames_are_refused():
 
 
 def test_live_window_errors_are_clear():
-    events = [{"timestamp": i, "price": 1.0, "quantity": 1.0, "side": "buy"} for i in range(5)]
+    events = [{"timestamp": 1_700_000_000_000 + i, "price": 1.0, "quantity": 1.0, "side": "buy"}
+              for i in range(5)]
     with pytest.raises(SampleValidationError, match="sequence_length=20"):
-        compute_live_features(events, None, Config())
+        compute_live_features(events, None, Config(large_order_threshold=1000))
+    with pytest.raises(TrainingDataError, match="large_order_threshold is 'auto'"):
+        compute_live_features(events, None, Config())  # auto is set from trades, not a window
     events[2]["side"] = "up"
     with pytest.raises(SampleValidationError, match="order event 2"):
         compute_live_features(events, None, SPEC)

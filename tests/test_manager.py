@@ -171,11 +171,12 @@ def test_sigkill_during_training_keeps_production_and_next_retrain_succeeds(tmp_
     X, y = build_training_set(make_trades(6000, seed=2), manager.config)
     for i in range(200):
         manager.add_training_sample("ETHUSDT", X.iloc[i].to_numpy(), y["flow_type"].iloc[i],
-                                    y["impact"].iloc[i], y["time_to_execution"].iloc[i])
+                                    y["impact"].iloc[i], y["time_to_execution"].iloc[i],
+                                    timestamp=X.index[i])
     before = registry_snapshot(manager.registry)
     proc = _spawn("train", tmp_path, "ETHUSDT")
     assert proc.stdout.readline().strip() == "training"
-    time.sleep(1.0)  # inside the long fit
+    assert proc.stdout.readline().strip() == "fitting"  # the batch is claimed, the fit has begun
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert registry_snapshot(manager.registry) == before

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The public API. Changing it is a decision: update this list with it.
 PUBLIC = {
     "FEATURE_NAMES", "FLOW_TYPES", "MODEL_TYPES", "BundleError", "Config", "ConfigError",
-    "FeatureSpec", "InvalidTickerError", "ModelFormatError", "ModelNotFoundError",
+    "FeatureSpec", "TimestampError", "InvalidTickerError", "ModelFormatError", "ModelNotFoundError",
     "NotTrainedError", "OrderFlowModel", "OrderFlowTradingStrategy", "PreloadResult",
     "PromotionConflictError", "RegistryError", "RegistryUnavailableError", "RollbackError",
     "SampleStore", "SampleValidationError", "StoreError", "SyncTickerModelManager",

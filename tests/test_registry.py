@@ -331,3 +331,13 @@ def test_unreachable_server_is_a_clear_error(quick_config):
             views.status(reg)
     finally:
         del os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+
+
+def test_per_fold_figures_are_stepped_run_metrics(registry, trained):
+    info, _ = register(registry, trained[0])
+    client = MlflowClient(registry.tracking_uri)
+    history = client.get_metric_history(info.run_id, "fold_time_to_execution_loss")
+    folds = trained[0].model.folds_
+    assert [m.step for m in history] == [int(f["fold"]) for f in folds]
+    assert [m.value for m in history] == pytest.approx([f["time_to_execution_loss"] for f in folds])
+    assert client.get_run(info.run_id).data.params["cv_folds"] == "5"

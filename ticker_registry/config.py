@@ -86,7 +86,7 @@ class Config:
       older config files load).
     - ``cv_folds`` [5]: purged walk-forward folds (expanding window).
     - ``cv_embargo`` [0]: minutes of extra gap after the purge of each fold.
-    - ``skill_alpha`` [0.01]: one-sided significance level of a head's skill
+    - ``skill_alpha`` [0.05]: one-sided significance level of a head's skill
       over its best naive baseline (see :mod:`ticker_registry.evaluation`).
     - ``random_seed`` [42], ``n_jobs`` [1]: threads per model head.
     - ``hyperparameters`` [{}]: per model type overrides of ``DEFAULT_HYPERPARAMETERS``.
@@ -118,7 +118,7 @@ class Config:
     cv_folds: int = _field(5, int, "walk-forward folds", low=2, high=20)
     cv_embargo: float = _field(0, (int, float), "minutes of embargo after the purge", low=0,
                                high=24 * 60)
-    skill_alpha: float = _field(0.01, (int, float), "significance level of skill", low=0,
+    skill_alpha: float = _field(0.05, (int, float), "significance level of skill", low=0,
                                 low_open=True, high=0.5)
     n_jobs: int = _field(1, int, "threads per head", low=1, high=256)
     hyperparameters: dict = _field({}, dict, "per model type hyperparameters")

@@ -38,7 +38,7 @@ consecutive time blocks of ``2 x horizon`` (labels within a horizon of each
 other overlap, so single rows are not independent): the cluster-robust
 standard error of the mean of ``d`` gives ``z``. A head **has skill** only
 when ``z`` exceeds the one-sided normal quantile of ``alpha`` (config
-``skill_alpha``, default 0.01, so z > 2.33). Heads trained on shuffled labels
+``skill_alpha``, default 0.05, so z > 1.645). Heads trained on shuffled labels
 reach that on far fewer than 5 % of trainings (``benchmarks/quality.py``).
 
 A head whose training label is constant or has fewer than
@@ -66,6 +66,7 @@ __all__ = [
     "compare_losses",
     "fit_baselines",
     "gate_verdict",
+    "evaluation_rows",
     "head_skill",
     "served_skill_score",
     "head_losses",
@@ -403,3 +404,27 @@ def served_skill_score(metrics: Mapping[str, float]) -> float:
     against its own baselines), so rankings use it, never raw accuracy."""
     skilled = head_skill(metrics)
     return sum(float(metrics.get(f"skill_{h}", 0.0)) if skilled[h] else 0.0 for h in HEADS) / len(HEADS)
+
+
+def evaluation_rows(heads: Mapping[str, HeadEvaluation]) -> list[dict[str, Any]]:
+    """The walk-forward table, one row per head (``evaluate``, the report, the quality script)."""
+    rows = []
+    for head, e in heads.items():
+        rows.append({
+            "head": head,
+            "evaluable": e.evaluable,
+            "serves": e.source if e.source == "model" else f"baseline ({e.baseline})",
+            "loss": "log-loss" if head == "flow_type" else "MSE",
+            "model": e.model_loss if e.evaluable else None,
+            "baseline": e.baseline,
+            **{f"baseline_{k}": v for k, v in e.baseline_losses.items()},
+            "skill": e.skill if e.evaluable else None,
+            "skill_low": e.skill_low if e.evaluable else None,
+            "skill_high": e.skill_high if e.evaluable else None,
+            "z": e.z if e.evaluable and math.isfinite(e.z) else None,
+            "folds_won": f"{e.folds_won}/{e.n_folds}" if e.evaluable else None,
+            "fold_skill": [round(x, 4) for x in e.fold_skill],
+            **{f"accuracy_{k}": v for k, v in e.accuracy.items()},
+            "reason": e.reason,
+        })
+    return rows

@@ -25,19 +25,22 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, load_config
-from .evaluation import HeadEvaluation, fit_baselines, head_losses
+from .evaluation import HEADS, HeadEvaluation, fit_baselines, head_losses
 from .exceptions import ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .heads import HEAD_SUFFIX, Head, load_head, train_head
 from .walk_forward import walk_forward
 
-__all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "OrderFlowModel",
+__all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "PREDICTION_COLUMNS", "OrderFlowModel",
            "feature_matrix", "flow_codes", "package_versions"]
 
-HEADS: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
 MODEL_FORMAT_VERSION = 1
 MIN_TRAINING_ROWS = 30
 _MANIFEST = "model.json"
+#: Columns of :meth:`OrderFlowModel.predict` (and of the pyfunc's output), in order.
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "flow_type", *(f"p_{c}" for c in FLOW_TYPES), "impact", "time_to_execution",
+    *(f"{h}_source" for h in HEADS))
 _PACKAGES = ("ticker-registry", "mlflow", "xgboost", "lightgbm", "scikit-learn", "skops", "numpy",
              "pandas")
 
@@ -144,6 +147,7 @@ class OrderFlowModel:
         self.evaluation_ = report.heads
         self.serving_ = {h: e.source for h, e in report.heads.items()}
         self.gate_holdout_ = report.holdout
+        self.folds_ = report.folds
         hp = cfg.model_hyperparameters()
         self.heads_: dict[str, Head] = {
             head: train_head(cfg.model_type, features, labels[head],

@@ -309,7 +309,8 @@ class TickerRegistry:
                   **{f"spec.{k}": v for k, v in model.spec_.to_dict().items()
                      if k not in ("feature_names", "flow_types")},
                   **{f"hp.{k}": v for k, v in model.config.model_hyperparameters().items()},
-                  "validation_fraction": model.config.validation_fraction,
+                  "cv_folds": model.config.cv_folds, "cv_embargo": model.config.cv_embargo,
+                  "skill_alpha": model.config.skill_alpha,
                   "random_seed": model.config.random_seed}
         tags = {"ticker": ticker, "idempotency_key": key, "mlflow.runName": f"train-{ticker}",
                 **lineage.tags(),
@@ -317,9 +318,12 @@ class TickerRegistry:
         run = self._call(self.client.create_run, self.experiment_id, tags=tags)
         run_id = run.info.run_id
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        # per-fold walk-forward figures as stepped metrics (step = fold): the UI plots them
+        folds = [Metric(f"fold_{k}", float(v), now_ms, int(fold["fold"]))
+                 for fold in getattr(model, "folds_", []) for k, v in fold.items() if k != "fold"]
         self._call(self.client.log_batch, run_id,  # the tags went with create_run
-                   metrics=[Metric(k, float(v), now_ms, 0) for k, v in model.metrics_.items()],
-                   params=[Param(k, str(v)) for k, v in params.items()])
+                   metrics=[Metric(k, float(v), now_ms, 0) for k, v in model.metrics_.items()]
+                   + folds, params=[Param(k, str(v)) for k, v in params.items()])
         local = local_artifact_dir(run.info.artifact_uri)
         with tempfile.TemporaryDirectory(prefix="ticker-registry-") as tmp:
             if self.config.log_plots:

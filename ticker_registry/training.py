@@ -21,7 +21,7 @@ from .features import FEATURE_NAMES, build_training_set
 from .model import OrderFlowModel
 from .records import TrainingLineage
 
-__all__ = ["TrainingResult", "fingerprint", "train_model", "train_on_trades"]
+__all__ = ["TrainingResult", "evaluate_trades", "fingerprint", "train_model", "train_on_trades"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,15 @@ def train_on_trades(trades: pd.DataFrame, config: Config | dict | None = None, *
     if files:
         extra["files"] = ",".join(files)[:4000]
     return train_model(X, y, cfg, source="trades", extra_lineage=extra)
+
+
+def evaluate_trades(trades: pd.DataFrame, config: Config | dict | None = None, *,
+                    market: pd.DataFrame | None = None) -> OrderFlowModel:
+    """Purged walk-forward evaluation of ``config``'s model on ``trades``; registers nothing.
+
+    Returns the fitted model: ``evaluation_`` holds each head's verdict,
+    ``spec_`` the feature spec used (an ``auto`` threshold resolved).
+    """
+    cfg = load_config(config)
+    X, y = build_training_set(trades, cfg, market=market)
+    return OrderFlowModel(cfg).fit(X, y)

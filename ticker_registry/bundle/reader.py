@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import stat
 import tarfile
@@ -43,7 +44,8 @@ from .manifest import (
 _EXPECTED = ("expected a bundle written by `ticker-registry export` / export_bundle(): a tar "
              "archive (optionally gzip-compressed) whose first member is manifest.json")
 _MODEL_JSON_KEYS = frozenset({"format_version", "model_type", "heads", "feature_spec", "config",
-                              "metrics", "baselines", "validation_start", "package_versions"})
+                              "metrics", "baselines", "validation_start", "package_versions",
+                              "serving", "evaluation"})
 _MAGIC = {".json": (b"{",), ".ubj": (b"{",), ".txt": (b"tree\n",), ".skops": (b"PK\x03\x04",)}
 
 
@@ -391,10 +393,43 @@ def _check_model_json(data: bytes, manifest: BundleManifest,
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
         raise bad("model/model.json 'metrics' is not a map of numbers")
     baselines = doc.get("baselines")
-    if not isinstance(baselines, dict) or set(baselines) != {"majority_class",
-                                                             "median_time_to_execution"}:
+    if not isinstance(baselines, dict) or not (
+            {"majority_class", "median_time_to_execution"} <= set(baselines)
+            <= {"majority_class", "median_time_to_execution", "heads"}):
         raise bad("model/model.json 'baselines' is malformed")
+    serving = doc.get("serving", {h: "model" for h in HEADS})
+    if (not isinstance(serving, dict) or set(serving) != set(HEADS)
+            or not set(serving.values()) <= {"model", "baseline"}):
+        raise bad(f"model/model.json 'serving' must map each head to 'model' or 'baseline', got "
+                  f"{str(serving)[:200]!r}")
+    if any(v == "baseline" for v in serving.values()):
+        _check_baseline_constants(baselines.get("heads"), serving, bad)
     return doc
+
+
+def _check_baseline_constants(heads: Any, serving: dict[str, str],
+                              bad: Callable[[str], BundleError]) -> None:
+    """The constants a baseline-served head predicts: finite numbers, probabilities for flow."""
+    if not isinstance(heads, dict):
+        raise bad("model/model.json serves a head by its baseline but has no baselines.heads")
+    for head, source in serving.items():
+        if source != "baseline":
+            continue
+        info = heads.get(head)
+        values = info.get("values") if isinstance(info, dict) else None
+        kind = info.get("kind") if isinstance(info, dict) else None
+        value = values.get(kind) if isinstance(values, dict) and isinstance(kind, str) else None
+        if head == "flow_type":
+            ok = (isinstance(value, list) and len(value) == 3
+                  and all(isinstance(p, (int, float)) and not isinstance(p, bool)
+                          and math.isfinite(p) and 0 <= p <= 1 for p in value)
+                  and abs(sum(value) - 1.0) < 1e-6)
+        else:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value) and abs(value) < 1e12)
+        if not ok:
+            raise bad(f"model/model.json baseline of {head} ({kind!r}: {str(value)[:80]}) is not "
+                      "a valid constant prediction")
 
 
 def _parse_json(data: bytes, name: str, label: str) -> Any:

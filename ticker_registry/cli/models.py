@@ -93,6 +93,53 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
 
 
 @cli.command()
+@click.option("--ticker", required=True, metavar="T", help="Ticker the trades belong to.")
+@click.option("--trades", "trades", multiple=True, required=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Trade file(s) (repeatable).")
+@click.option("--model-type", type=click.Choice(["xgboost", "lightgbm", "random_forest"]),
+              default=None, help="Model family (default: the config's).")
+@format_option
+@pass_context
+def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str | None,
+             fmt: str) -> None:
+    """Purged walk-forward table of a model on trade files; registers nothing.
+
+    Per head: the model's out-of-sample loss against each naive baseline, its skill
+    over the best baseline with a 95% interval, folds won, and what would serve it.
+
+    \b
+    Example:
+      ticker-registry evaluate --ticker LTCUSDT --trades LTCUSDT-aggTrades-2025-06-21_22.csv.gz
+    """
+    from ..evaluation import evaluation_rows
+    from ..manager import load_trades
+    from ..tickers import normalize_ticker
+    from ..training import evaluate_trades
+
+    name = normalize_ticker(ticker)
+    cfg = ctx.config()
+    if model_type:
+        cfg = cfg.replace(model_type=model_type)
+    frame = load_trades(list(trades))
+    model = evaluate_trades(frame, cfg)
+    rows = [{"ticker": name, "model_type": cfg.model_type,
+             "large_order_threshold": model.spec_.large_order_threshold, **row}
+            for row in evaluation_rows(model.evaluation_)]
+    if fmt != "json":
+        for row in rows:
+            row["fold_skill"] = " ".join(f"{x:+.3f}" for x in row["fold_skill"])
+            row["skill_95"] = (None if row["skill"] is None else
+                               f"{row['skill']:+.4f} [{row['skill_low']:+.4f}, {row['skill_high']:+.4f}]")
+    emit(rows, fmt, columns=["head", "serves", "loss", "model", "baseline_prior", "baseline_zero",
+                             "baseline_mean", "baseline_median", "skill_95", "folds_won",
+                             "fold_skill"])
+    if fmt == "table":
+        click.echo(f"{name}: {len(frame):,} trades, {cfg.model_type}, large_order_threshold "
+                   f"{model.spec_.large_order_threshold:g}, {cfg.cv_folds} purged folds; skill = "
+                   f"1 - loss/baseline loss, significant at alpha={cfg.skill_alpha:g}")
+
+
+@cli.command()
 @format_option
 @pass_context
 def status(ctx: Context, fmt: str) -> None:
