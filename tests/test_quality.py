@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = {
     "FEATURE_NAMES", "FLOW_TYPES", "MODEL_TYPES", "BundleError", "Config", "ConfigError",
     "FeatureSpec", "TimestampError", "InvalidTickerError", "ModelFormatError", "ModelNotFoundError",
-    "NotTrainedError", "OrderFlowModel", "OrderFlowTradingStrategy", "PreloadResult",
+    "NotTrainedError", "OrderFlowModel", "OrderFlowTradingStrategy", "PredictionInputError",
+    "PreloadResult",
     "PromotionConflictError", "RegistryError", "RegistryUnavailableError", "RollbackError",
     "SampleStore", "SampleValidationError", "StoreError", "SyncTickerModelManager",
     "TickerModelManager", "TickerRegistry", "TickerRegistryError", "TradeDataError",

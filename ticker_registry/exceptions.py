@@ -1,5 +1,8 @@
 """The one error tree of ticker-registry.
 
+This module imports nothing, so it ships inside every model version with the
+serving code (see :mod:`ticker_registry.served`).
+
 Every error the library raises on purpose derives from ``TickerRegistryError``;
 callers can catch that one class. Errors about a bad value also derive from
 ``ValueError`` so code that expects the builtin keeps working::
@@ -13,6 +16,8 @@ callers can catch that one class. Errors about a bad value also derive from
     ├── SampleValidationError (ValueError)    a training sample that does not fit the spec
     ├── NotTrainedError (ValueError, AttributeError)
     │                                         predict on a model that was never fitted
+    ├── PredictionInputError (ValueError)     a prediction request whose columns or values do not
+    │                                         fit the model (missing column, NaN, too few trades)
     ├── ModelFormatError                      a saved model directory that is not ours or is broken
     ├── RegistryError                         any failure talking to the MLflow registry
     │   ├── RegistryUnavailableError          the tracking server / database cannot be reached
@@ -32,6 +37,7 @@ __all__ = [
     "ModelFormatError",
     "ModelNotFoundError",
     "NotTrainedError",
+    "PredictionInputError",
     "PromotionConflictError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -75,6 +81,10 @@ class SampleValidationError(TickerRegistryError, ValueError):
 
 class NotTrainedError(TickerRegistryError, ValueError, AttributeError):
     """A prediction was asked of a model that has not been fitted."""
+
+
+class PredictionInputError(TickerRegistryError, ValueError):
+    """A prediction request does not fit the model: a column is missing, a value is not finite."""
 
 
 class ModelFormatError(TickerRegistryError):

@@ -28,19 +28,24 @@ from .config import Config, load_config
 from .evaluation import HEADS, HeadEvaluation, fit_baselines, head_losses
 from .exceptions import ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
-from .heads import HEAD_SUFFIX, Head, load_head, train_head
+from .heads import HEAD_SUFFIX, Head, train_head
+from .served import MANIFEST as _MANIFEST
+from .served import (
+    MODEL_FORMAT_VERSION,
+    PREDICTION_COLUMNS,
+    ServedModel,
+    prediction_frame,
+    serving_constants,
+)
+from .served import feature_matrix as _checked_features
+from .served import predict_matrix as _served_matrix
+from .served import read_manifest as read_model_manifest
 from .walk_forward import walk_forward
 
 __all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "PREDICTION_COLUMNS", "OrderFlowModel",
-           "feature_matrix", "flow_codes", "package_versions"]
+           "feature_matrix", "flow_codes", "package_versions", "read_model_manifest"]
 
-MODEL_FORMAT_VERSION = 1
 MIN_TRAINING_ROWS = 30
-_MANIFEST = "model.json"
-#: Columns of :meth:`OrderFlowModel.predict` (and of the pyfunc's output), in order.
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "flow_type", *(f"p_{c}" for c in FLOW_TYPES), "impact", "time_to_execution",
-    *(f"{h}_source" for h in HEADS))
 _PACKAGES = ("ticker-registry", "mlflow", "xgboost", "lightgbm", "scikit-learn", "skops", "numpy",
              "pandas")
 
@@ -182,18 +187,8 @@ class OrderFlowModel:
 
     def _prepare_serving(self) -> None:
         """Constant rows for the heads served by their baseline (the hot path reads these)."""
-        self._constant: dict[str, np.ndarray | float] = {}
-        serving = getattr(self, "serving_", None) or {h: "model" for h in HEADS}
-        self.serving_ = serving
-        per_head: dict[str, Any] = (self.baselines_.get("heads", {})
-                                    if isinstance(self.baselines_, dict) else {})
-        for head in HEADS:
-            if serving.get(head) != "baseline" or head not in per_head:
-                continue
-            info = per_head[head]
-            value = info["values"][info["kind"]]
-            self._constant[head] = (np.asarray(value, dtype=np.float64) if head == "flow_type"
-                                    else float(value))
+        self.serving_ = getattr(self, "serving_", None) or {h: "model" for h in HEADS}
+        self._constant = serving_constants(self.serving_, self.baselines_)
 
     # ------------------------------------------------------------------ predicting
     def _check_fitted(self) -> None:
@@ -204,17 +199,11 @@ class OrderFlowModel:
     def predict_matrix(self, features: np.ndarray) -> np.ndarray:
         """Raw predictions as an (n, 5) array: three class probabilities, impact, time.
 
-        The hot path: no pandas, no validation beyond the fitted check.
+        The hot path: no pandas, no validation beyond the fitted check. The
+        same code serves the version in plain MLflow (:mod:`ticker_registry.served`).
         """
         self._check_fitted()
-        out = np.empty((len(features), len(FLOW_TYPES) + 2))
-        constant = self._constant
-        out[:, :3] = constant["flow_type"] if "flow_type" in constant else \
-            self.heads_["flow_type"].predict(features)
-        out[:, 3] = constant["impact"] if "impact" in constant else self.heads_["impact"].predict(features)
-        out[:, 4] = constant["time_to_execution"] if "time_to_execution" in constant else \
-            self.heads_["time_to_execution"].predict(features)
-        return out
+        return _served_matrix(self.heads_, self._constant, features)
 
     def raw_head_predictions(self, features: np.ndarray) -> np.ndarray:
         """What every head's model predicts, ignoring baseline serving (for diagnostics)."""
@@ -226,19 +215,14 @@ class OrderFlowModel:
         return out
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """Predict ``flow_type``, ``p_<class>`` for each class, ``impact`` and ``time_to_execution``."""
+        """Predict ``flow_type``, ``p_<class>`` for each class, ``impact`` and ``time_to_execution``.
+
+        Plus ``<head>_source`` (``model`` or ``baseline``): the columns
+        ``PREDICTION_COLUMNS``, as the version's pyfunc returns them.
+        """
         self._check_fitted()
         raw = self.predict_matrix(feature_matrix(X))
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        frame = pd.DataFrame({"flow_type": np.asarray(FLOW_TYPES, dtype=object)[
-            np.argmax(raw[:, :3], axis=1)]}, index=index)
-        for i, name in enumerate(FLOW_TYPES):
-            frame[f"p_{name}"] = raw[:, i]
-        frame["impact"] = raw[:, 3]
-        frame["time_to_execution"] = raw[:, 4]
-        for head in HEADS:
-            frame[f"{head}_source"] = self.serving_[head]
-        return frame
+        return prediction_frame(raw, self.serving_, X.index if isinstance(X, pd.DataFrame) else None)
 
     def feature_importances(self) -> pd.DataFrame:
         """Gain (or impurity) importance of each feature, one column per head."""
@@ -284,57 +268,22 @@ class OrderFlowModel:
         manifest = read_model_manifest(directory)
         try:
             config = Config.from_dict(manifest["config"], source=str(directory / _MANIFEST))
-            spec = FeatureSpec.from_dict(manifest["feature_spec"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{directory / _MANIFEST} has a bad config or feature spec: "
                                    f"{exc}") from None
-        if tuple(spec.feature_names) != FEATURE_NAMES:
-            raise ModelFormatError(f"model in {directory} uses features {spec.feature_names}, "
-                                   "which this version of ticker-registry does not compute")
+        served = ServedModel.load(directory, n_jobs=config.n_jobs if n_jobs is None else n_jobs,
+                                  manifest=manifest)
         model = cls(config)
-        jobs = config.n_jobs if n_jobs is None else n_jobs
-        model.heads_ = {
-            name: load_head(config.model_type, directory / _safe_member(manifest["heads"][name]),
-                            n_classes=len(FLOW_TYPES) if name == "flow_type" else 0, n_jobs=jobs)
-            for name in HEADS
-        }
-        model.spec_ = spec
+        model.heads_ = served.heads
+        model.spec_ = served.spec
         model.metrics_ = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
-        model.baselines_ = manifest["baselines"]
+        model.baselines_ = served.baselines
         model.validation_start_ = manifest.get("validation_start")
-        serving = manifest.get("serving") or {h: "model" for h in HEADS}
-        if set(serving) != set(HEADS) or not set(serving.values()) <= {"model", "baseline"}:
-            raise ModelFormatError(f"{directory / _MANIFEST} has a bad serving map {serving!r}")
-        model.serving_ = dict(serving)
+        model.serving_ = served.serving
         model.evaluation_ = {h: HeadEvaluation.from_dict(e)
                              for h, e in (manifest.get("evaluation") or {}).items() if h in HEADS}
-        model._prepare_serving()
+        model._constant = served.constant
         return model
-
-
-def read_model_manifest(directory: Path) -> dict[str, Any]:
-    """Read and sanity-check ``model.json`` of a saved model directory."""
-    path = directory / _MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFormatError(f"{directory} is not a saved OrderFlowModel: {_MANIFEST} is missing"
-                               ) from None
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc}") from None
-    found = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if found != MODEL_FORMAT_VERSION:
-        raise ModelFormatError(f"{path} has format_version {found!r}; "
-                               f"this ticker-registry reads version {MODEL_FORMAT_VERSION}")
-    if manifest.get("model_type") not in HEAD_SUFFIX or set(manifest.get("heads", {})) != set(HEADS):
-        raise ModelFormatError(f"{path} names an unknown model type or head set")
-    return manifest
-
-
-def _safe_member(name: Any) -> str:
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ModelFormatError(f"model manifest names an unsafe file {name!r}")
-    return name
 
 
 def _event_times(X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -358,19 +307,5 @@ def _event_times(X: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 
 def feature_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
-    if isinstance(X, pd.DataFrame):
-        missing = [c for c in FEATURE_NAMES if c not in X.columns]
-        if missing:
-            raise TrainingDataError(f"feature frame lacks column(s) {missing}; build features with "
-                                    "build_training_set or compute_live_features")
-        matrix = X[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
-    else:
-        matrix = np.asarray(X, dtype=np.float64)
-        if matrix.ndim == 1:
-            matrix = matrix.reshape(1, -1)
-        if matrix.shape[1] != len(FEATURE_NAMES):
-            raise TrainingDataError(f"feature matrix has {matrix.shape[1]} columns; expected "
-                                    f"{len(FEATURE_NAMES)} ({', '.join(FEATURE_NAMES)})")
-    if not np.isfinite(matrix).all():
-        raise TrainingDataError("features contain NaN or infinite values")
-    return np.ascontiguousarray(matrix)
+    """The checked float64 feature matrix of ``X`` (raises ``TrainingDataError`` naming the column)."""
+    return _checked_features(X, TrainingDataError)
