@@ -72,3 +72,43 @@ def test_replace_validates_and_round_trips():
     assert Config.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError):
         cfg.replace(n_jobs=0)
+
+
+def test_config_is_truly_immutable_and_hyperparameters_are_bounded():
+    from ticker_registry.config import DEFAULT_HYPERPARAMETERS, HYPERPARAMETER_BOUNDS
+
+    assert {k: set(v) for k, v in DEFAULT_HYPERPARAMETERS.items()} == {
+        k: set(v) for k, v in HYPERPARAMETER_BOUNDS.items()}
+    for model_type, params in DEFAULT_HYPERPARAMETERS.items():  # defaults lie inside the bounds
+        Config(model_type=model_type, hyperparameters={model_type: dict(params)})
+    cfg = Config(hyperparameters={"xgboost": {"max_depth": 3}})
+    with pytest.raises(TypeError):
+        cfg.hyperparameters["xgboost"]["max_depth"] = 9  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.hyperparameters["lightgbm"] = {}  # type: ignore[index]
+    assert Config.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["hyperparameters"] == {
+        "xgboost": {"max_depth": 3}}
+    for bad, match in (({"subsample": 2.0}, "subsample=2.0.*<= 1"),
+                       ({"n_estimators": 100_000_000}, "n_estimators=100000000.*<= 5000"),
+                       ({"learning_rate": 0}, "learning_rate=0.*> 0")):
+        with pytest.raises(ConfigError, match=match):
+            Config(hyperparameters={"xgboost": bad})
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a: &x [1, 2]\nb: *x\n", "anchors"),
+    ("n_jobs: 1\nn_jobs: 2\n", "duplicate key 'n_jobs'"),
+    ("hyperparameters:\n  xgboost: {max_depth: 2, max_depth: 3}\n", "duplicate key 'max_depth'"),
+])
+def test_yaml_without_anchors_or_duplicate_keys(tmp_path, text, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_an_oversized_config_file_is_refused(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="at most 1,048,576"):
+        load_config(path)

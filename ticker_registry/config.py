@@ -15,11 +15,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .exceptions import ConfigError
 
-__all__ = ["MODEL_TYPES", "Config", "load_config"]
+__all__ = ["HYPERPARAMETER_BOUNDS", "MODEL_TYPES", "Config", "load_config"]
 
 MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
 
@@ -53,6 +54,36 @@ DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
         "max_features": 0.5,
     },
 }
+
+
+#: Allowed range of every hyperparameter: (kind, low, high, low_open). The upper bounds keep a
+#: training finite in time and memory (a config with n_estimators: 100000000 is refused, not
+#: trained for ever) and are far above anything the walk-forward favours.
+HYPERPARAMETER_BOUNDS: dict[str, dict[str, tuple[type, float, float, bool]]] = {
+    "xgboost": {
+        "n_estimators": (int, 1, 5000, False), "max_depth": (int, 1, 16, False),
+        "learning_rate": (float, 0, 1, True), "subsample": (float, 0, 1, True),
+        "colsample_bytree": (float, 0, 1, True), "min_child_weight": (float, 0, 1e6, False),
+        "reg_lambda": (float, 0, 1e6, False),
+    },
+    "lightgbm": {
+        "n_estimators": (int, 1, 5000, False), "num_leaves": (int, 2, 4096, False),
+        "learning_rate": (float, 0, 1, True), "min_child_samples": (int, 1, 1_000_000, False),
+        "subsample": (float, 0, 1, True), "colsample_bytree": (float, 0, 1, True),
+        "reg_lambda": (float, 0, 1e6, False),
+    },
+    "random_forest": {
+        "n_estimators": (int, 1, 2000, False), "max_depth": (int, 1, 40, False),
+        "min_samples_leaf": (int, 1, 1_000_000, False), "max_features": (float, 0, 1, True),
+    },
+}
+
+
+def _freeze(value: Any) -> Any:
+    """A read-only view of nested mappings, so a frozen Config cannot be changed through them."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    return value
 
 
 def _field(default: Any, kind: type | tuple[type, ...], doc: str, *, low: float | None = None,
@@ -121,7 +152,8 @@ class Config:
     skill_alpha: float = _field(0.05, (int, float), "significance level of skill", low=0,
                                 low_open=True, high=0.5)
     n_jobs: int = _field(1, int, "threads per head", low=1, high=256)
-    hyperparameters: dict = _field({}, dict, "per model type hyperparameters")
+    hyperparameters: Mapping[str, Any] = _field({}, (dict, MappingProxyType),
+                                                "per model type hyperparameters")
     namespace: str = _field("order_flow", str, "registered model name prefix")
     production_alias: str = _field("production", str, "alias of the serving version")
     staging_alias: str = _field("staging", str, "alias of the candidate version")
@@ -141,6 +173,7 @@ class Config:
 
     def __post_init__(self) -> None:
         _validate(self, source="<dict>")
+        object.__setattr__(self, "hyperparameters", _freeze(self.hyperparameters))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, *, source: str = "<dict>") -> Config:
@@ -176,6 +209,44 @@ class Config:
                 **self.hyperparameters.get(self.model_type, {})}
 
 
+#: Largest config file read (characters); configs are a few hundred bytes.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _strict_loader() -> type:
+    """A YAML SafeLoader without anchors/aliases (a 400-byte alias bomb expands to gigabytes)
+    and without duplicate keys (silently last-wins otherwise)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"YAML aliases (*{event.anchor}) are not allowed in a config",
+                    event.start_mark)
+            event = self.peek_event()
+            if getattr(event, "anchor", None):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"YAML anchors (&{event.anchor}) are not allowed in a config",
+                    event.start_mark)
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (each key may appear once)",
+                        key_node.start_mark)
+                if isinstance(key, (str, int, float, bool)):
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -> Config:
     """Load a config from a YAML path, a mapping, an existing Config, or defaults."""
     if source is None:
@@ -195,8 +266,11 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; "
                           "check the path given to --config") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is {len(text):,} characters; a config is at "
+                          f"most {MAX_CONFIG_BYTES:,}: check that this is the right file")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
                           f"{str(exc).splitlines()[0]}") from None
@@ -213,7 +287,7 @@ _VERSION_ALIAS = re.compile(r"[vV]\d+")
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
 
@@ -224,7 +298,8 @@ def _describe(meta: Mapping[str, Any]) -> str:
     kind = meta["kind"]
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
              dict: "a mapping"}
-    base = names[kind] if isinstance(kind, type) else "a number"
+    base = (names[kind] if isinstance(kind, type) else
+            "a mapping" if dict in kind else "a number")
     if meta["words"]:
         base = " or ".join(repr(w) for w in meta["words"]) + " or " + base
     bounds = []
@@ -283,18 +358,20 @@ def _validate_hyperparameters(hp: Mapping[str, Any], source: str) -> None:
         if not isinstance(params, Mapping):
             raise ConfigError(f"hyperparameters.{model_type} in {source} must be a mapping, "
                               f"got {params!r}")
-        allowed = DEFAULT_HYPERPARAMETERS[model_type]
+        bounds = HYPERPARAMETER_BOUNDS[model_type]
         for key, value in params.items():
-            if key not in allowed:
+            if key not in bounds:
                 raise ConfigError(
                     f"unknown hyperparameter {model_type}.{key} in {source}; "
-                    f"known for {model_type}: {', '.join(sorted(allowed))}")
-            expected = type(allowed[key])
+                    f"known for {model_type}: {', '.join(sorted(bounds))}")
+            kind, low, high, low_open = bounds[key]
             good = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and value > 0)
-            if expected is int:
+                    and math.isfinite(value) and (value > low if low_open else value >= low)
+                    and value <= high)
+            if kind is int:
                 good = good and isinstance(value, int)
             if not good:
+                what = "an integer" if kind is int else "a number"
                 raise ConfigError(
-                    f"invalid hyperparameter {model_type}.{key}={value!r} in {source}; "
-                    f"it must be a positive {'integer' if expected is int else 'number'}")
+                    f"invalid hyperparameter {model_type}.{key}={value!r} in {source}; it must be "
+                    f"{what} {'>' if low_open else '>='} {low:g} and <= {high:g}")

@@ -1,26 +1,76 @@
 """The MLflow model directory of a version: a pyfunc saved with "models from code".
 
-The directory holds MLflow's ``MLmodel``, our wrapper file
-(:mod:`ticker_registry.pyfunc_model`, executed by MLflow on load), the
-signature and input example, pinned pip requirements (given explicitly: no
-inference at log time) and the three native heads under
-``artifacts/order_flow_model``. No pickle is written.
+What MLflow loads, and all it needs besides mlflow, numpy, pandas and the
+head's library::
+
+    MLmodel                       python_function flavor (loader code_model, code: code),
+                                  signature, model_id / run_id of the LoggedModel
+    pyfunc_model.py               our wrapper (ticker_registry/pyfunc_model.py), run on load
+    code/order_flow_portable/     the serving code: byte copies of SHIPPED_MODULES
+                                  plus an __init__.py (MLflow code_paths)
+    artifacts/order_flow_model/   model.json and the three native heads
+    requirements.txt, python_env.yaml, conda.yaml
+                                  exact pins of mlflow, numpy, pandas and the head's
+                                  library only (xgboost, lightgbm, or scikit-learn +
+                                  skops): all on PyPI, nothing of ours
+    input_example.json, serving_input_example.json
+
+The signature declares every column of both inputs (features, raw trades,
+quotes) as optional and of any type: MLflow checks no dtype (an int64
+column of a double feature would be refused) and the wrapper validates,
+naming the column (:mod:`ticker_registry.served`).
+
+Everything but the heads and ``MLmodel``'s identity is the same for every
+version of a model type, and MLflow's ``save_model`` spends ~30 ms producing
+it (requirement checks, YAML, example validation), so it runs once per
+process and model type, in a temporary directory that is removed at once;
+its files are kept in memory and written for each version. No pickle is
+written and nothing is left in the temporary directory.
 """
 
 from __future__ import annotations
 
-import shutil
+import copy
 import tempfile
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .model import OrderFlowModel, package_versions
 
-__all__ = ["local_artifact_dir", "save_pyfunc"]
+__all__ = ["ARTIFACT_KEY", "NATIVE_SUBDIR", "PORTABLE_PACKAGE", "SHIPPED_MODULES",
+           "local_artifact_dir", "pip_requirements", "save_pyfunc", "shipped_files"]
+
+# The wrapper (pyfunc_model.py) defines these too: it runs where this package is not
+# installed, and importing it here would import mlflow with the package. A test keeps
+# the two equal.
+#: Key of the native model directory in the pyfunc's ``artifacts``.
+ARTIFACT_KEY = "order_flow_model"
+#: Folder name of the serving code inside a version's ``code/`` directory.
+PORTABLE_PACKAGE = "order_flow_portable"
+
+#: The package's modules that ship inside every version, as ``code/order_flow_portable/``.
+SHIPPED_MODULES: tuple[str, ...] = ("exceptions.py", "timestamps.py", "features.py", "heads.py",
+                                    "served.py")
+#: Where the native model lives inside a version's model directory.
+NATIVE_SUBDIR = f"artifacts/{ARTIFACT_KEY}"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_INIT = b'''"""ticker-registry's serving code, carried by this model version (MLflow code_paths).
+
+Byte copies of ticker_registry's exceptions, timestamps, features, heads and
+served modules; the version's wrapper (pyfunc_model.py) imports this package.
+"""
+
+from . import exceptions, features, heads, served, timestamps  # noqa: F401
+'''
+#: The pip packages each model type needs at serving time, besides mlflow, numpy and pandas.
+_HEAD_PACKAGES = {"xgboost": ("xgboost",), "lightgbm": ("lightgbm",),
+                  "random_forest": ("scikit-learn", "skops")}
 
 
 def local_artifact_dir(artifact_uri: str) -> Path | None:
@@ -32,72 +82,117 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
     return Path(local_file_uri_to_path(artifact_uri))
 
 
-_SKELETONS: dict[tuple[str, ...], Path] = {}
+def shipped_files() -> dict[str, bytes]:
+    """The serving package as it ships: relative path inside ``code/`` -> bytes."""
+    files = {f"{PORTABLE_PACKAGE}/__init__.py": _INIT}
+    for name in SHIPPED_MODULES:
+        files[f"{PORTABLE_PACKAGE}/{name}"] = (_PACKAGE_DIR / name).read_bytes()
+    return files
+
+
+def pip_requirements(model_type: str) -> list[str]:
+    """Exact pins of what a version of ``model_type`` needs to load and serve (all on PyPI)."""
+    versions = package_versions()
+    names = ("mlflow", *_HEAD_PACKAGES[model_type], "numpy", "pandas")
+    return [f"{n}=={versions[n]}" for n in names if versions.get(n, "not installed") != "not installed"]
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """Every file of a model directory but the native heads, and MLmodel as a dict."""
+
+    files: dict[str, bytes]
+    mlmodel: dict[str, Any]
+
+
+_SKELETONS: dict[tuple[str, ...], _Skeleton] = {}
 _SKELETON_LOCK = threading.Lock()
 
 
-def save_pyfunc(model: OrderFlowModel, path: Path) -> Path:
-    """Save ``model`` as an MLflow pyfunc directory ("models from code", no pickle).
+def save_pyfunc(model: OrderFlowModel, path: Path, *, model_id: str | None = None,
+                run_id: str | None = None, artifact_uri: str | None = None) -> Path:
+    """Write ``model`` as an MLflow pyfunc directory at ``path`` ("models from code", no pickle).
 
-    Everything but the native heads is the same for every version (our
-    wrapper file, signature, input example, pinned requirements), and MLflow's
-    ``save_model`` spends ~30 ms producing it (requirement checks against the
-    installed packages, YAML, example validation, an artifact copy). So it
-    runs once per process and requirement set; each version copies that
-    skeleton, writes its own heads and gets a fresh ``MLmodel`` identity.
+    ``model_id``, ``run_id`` and ``artifact_uri`` (the LoggedModel's artifact
+    location) go into ``MLmodel`` as MLflow's own ``log_model`` records them.
     """
     from mlflow.models import Model
 
-    from . import pyfunc_model
-
-    key = (model.config.model_type, *_pip_requirements())
+    key = (model.config.model_type, *pip_requirements(model.config.model_type))
     with _SKELETON_LOCK:
         skeleton = _SKELETONS.get(key)
-        if skeleton is None or not (skeleton / "MLmodel").is_file():
-            skeleton = Path(tempfile.mkdtemp(prefix="ticker-registry-pyfunc-")) / "model"
-            _save_pyfunc_with_mlflow(model, skeleton)
-            _SKELETONS[key] = skeleton
-    native = skeleton / "artifacts" / pyfunc_model.ARTIFACT_KEY
-    shutil.copytree(skeleton, path, ignore=lambda d, names: names if Path(d) == native else [])
-    model.save(path / "artifacts" / pyfunc_model.ARTIFACT_KEY)
-    meta = Model.load(str(path / "MLmodel"))
-    meta.model_uuid = uuid.uuid4().hex
+        if skeleton is None:
+            skeleton = _SKELETONS[key] = _build_skeleton(model, list(key[1:]))
+    path.mkdir(parents=True, exist_ok=True)
+    made: set[Path] = set()
+    for rel, data in skeleton.files.items():
+        target = path / rel
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        target.write_bytes(data)
+    model.save(path / NATIVE_SUBDIR)
+    meta = Model.from_dict(copy.deepcopy(skeleton.mlmodel))
+    meta.model_uuid = model_id or uuid.uuid4().hex
+    meta.model_id = model_id
+    meta.run_id = run_id
+    meta.artifact_path = artifact_uri
     meta.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
     meta.model_size_bytes = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     meta.save(str(path / "MLmodel"))
     return path
 
 
-def _save_pyfunc_with_mlflow(model: OrderFlowModel, path: Path) -> Path:
+def _build_skeleton(model: OrderFlowModel, requirements: list[str]) -> _Skeleton:
+    """Save one version with MLflow in a temporary directory and keep its files in memory."""
     import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.models import Model
 
     from . import pyfunc_model
-    from .evaluation import HEADS
-    from .features import FEATURE_NAMES, FLOW_TYPES
 
-    with tempfile.TemporaryDirectory(prefix="ticker-registry-stage-") as stage:
-        native = Path(stage) / pyfunc_model.ARTIFACT_KEY  # fixed folder name inside the model
+    with tempfile.TemporaryDirectory(prefix="ticker-registry-pyfunc-") as tmp:
+        stage = Path(tmp)
+        native = stage / ARTIFACT_KEY  # the artifact folder keeps this (fixed) name
         model.save(native)
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("double", n) for n in FEATURE_NAMES]),
-            outputs=Schema([ColSpec("string", "flow_type"),
-                            *[ColSpec("double", f"p_{c}") for c in FLOW_TYPES],
-                            ColSpec("double", "impact"), ColSpec("double", "time_to_execution"),
-                            *[ColSpec("string", f"{h}_source") for h in HEADS]]))
-        example = pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=list(FEATURE_NAMES))
-        mlflow.pyfunc.save_model(str(path), python_model=pyfunc_model.__file__,
-                                 artifacts={pyfunc_model.ARTIFACT_KEY: str(native)},
-                                 signature=signature, input_example=example,
-                                 pip_requirements=_pip_requirements())
-    return path
+        for rel, data in shipped_files().items():
+            (stage / "code_paths" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / "code_paths" / rel).write_bytes(data)
+        target = stage / "model"
+        mlflow.pyfunc.save_model(str(target), python_model=pyfunc_model.__file__,
+                                 artifacts={ARTIFACT_KEY: str(native)},
+                                 code_paths=[str(stage / "code_paths" / PORTABLE_PACKAGE)],
+                                 signature=_signature(), input_example=_input_example(),
+                                 pip_requirements=requirements)
+        files = {}
+        for file in sorted(target.rglob("*")):
+            rel = file.relative_to(target).as_posix()
+            if (not file.is_file() or rel == "MLmodel" or rel.startswith(f"{NATIVE_SUBDIR}/")
+                    or "__pycache__" in file.parts):
+                continue
+            files[rel] = file.read_bytes()
+        mlmodel = Model.load(str(target / "MLmodel")).to_dict()
+    return _Skeleton(files, mlmodel)
 
 
-def _pip_requirements() -> list[str]:
-    versions = package_versions()
-    pins = {"mlflow": "mlflow", "xgboost": "xgboost", "lightgbm": "lightgbm",
-            "scikit-learn": "scikit-learn", "skops": "skops", "pandas": "pandas", "numpy": "numpy"}
-    reqs = [f"{pkg}=={versions[key]}" for key, pkg in pins.items()
-            if versions.get(key, "not installed") != "not installed"]
-    return [f"ticker-registry=={versions['ticker-registry']}", *reqs]
+def _signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    from .features import FEATURE_NAMES, FLOW_TYPES
+    from .served import HEADS, QUOTE_COLUMNS, TRADE_COLUMNS
+
+    inputs: list[Any] = [ColSpec(AnyType(), name, required=False)
+                         for name in (*FEATURE_NAMES, *TRADE_COLUMNS, *QUOTE_COLUMNS)]
+    return ModelSignature(
+        inputs=Schema(inputs),
+        outputs=Schema([ColSpec("string", "flow_type"),
+                        *[ColSpec("double", f"p_{c}") for c in FLOW_TYPES],
+                        ColSpec("double", "impact"), ColSpec("double", "time_to_execution"),
+                        *[ColSpec("string", f"{h}_source") for h in HEADS]]))
+
+
+def _input_example() -> pd.DataFrame:
+    from .features import FEATURE_NAMES
+
+    return pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=list(FEATURE_NAMES))
