@@ -52,7 +52,7 @@ from .performance import LivePerformance
 from .records import PromotionDecision, VersionInfo
 from .registry import DEFAULT_MODELS_DIR, TickerRegistry
 from .retraining import RetrainScheduler
-from .samples import SampleStore, validate_sample
+from .samples import SampleStore, spec_hash, validate_sample
 from .tickers import normalize_ticker
 from .training import TrainingResult, fingerprint, train_model, train_on_trades
 
@@ -214,8 +214,9 @@ class SyncTickerModelManager:
         name = self._ticker(ticker)
         vector, code, impact_v, tte_v = validate_sample(features, flow_type, impact,
                                                         time_to_execution)
-        sample_id = self.samples.add(name, vector, code, impact_v, tte_v, event_time=timestamp)
         entry = self.cache.peek(name)
+        sample_id = self.samples.add(name, vector, code, impact_v, tte_v, event_time=timestamp,
+                                     spec=self._known_spec(name, entry))
         if entry is not None and entry.model is not None and entry.live is not None:
             self._score_live(entry, vector, code, impact_v, tte_v)
         if self.auto_retrain:
@@ -245,6 +246,17 @@ class SyncTickerModelManager:
         """
         self._specs[self._ticker(ticker)] = spec
 
+    def _known_spec(self, name: str, entry: ServedModel | None) -> FeatureSpec | None:
+        """The spec samples are computed with, from what is at hand (never a registry call:
+        storing a sample must not depend on the registry being up)."""
+        if name in self._specs:
+            return self._specs[name]
+        if entry is not None and entry.model is not None:
+            return entry.model.spec_
+        if self.config.large_order_threshold == "auto":
+            return None
+        return FeatureSpec.from_config(self.config)
+
     def feature_spec(self, ticker: str) -> FeatureSpec | None:
         """The spec ``ticker``'s samples are computed with, or None while it is unknown.
 
@@ -261,6 +273,31 @@ class SyncTickerModelManager:
             return None
         return FeatureSpec.from_config(self.config)
 
+    def _training_spec(self, name: str) -> tuple[FeatureSpec, int]:
+        """The spec a retrain of ``name`` uses, and how many stored samples it skips.
+
+        The serving spec (declared, production's, or the config's) when known; else the
+        spec of the newest samples. Samples computed with any other spec are never mixed
+        in: they are skipped, and the count is logged and recorded in the lineage.
+        """
+        spec = self.feature_spec(name)
+        counts = self.samples.spec_counts(name)
+        if spec is None:
+            recorded = [h for h, _, _ in counts if h is not None]
+            found = self.samples.feature_spec(recorded[-1]) if recorded else None
+            if found is None:
+                raise TrainingDataError(
+                    f"the samples of {name} carry no known feature spec: large_order_threshold is "
+                    "'auto' and neither a production version nor a strategy has set it; train "
+                    f"{name} from trades first or set large_order_threshold to a number")
+            spec = found
+        key = spec_hash(spec)
+        skipped = sum(n for h, n, _ in counts if h is not None and h != key)
+        if skipped:
+            log.warning("retraining %s on the samples of its serving feature spec %s; skipped %d "
+                        "samples computed with other specs", name, key, skipped)
+        return spec, skipped
+
     def retrain(self, ticker: str) -> TrainOutcome | None:
         """Train on the ticker's stored samples now (None if another process holds the lease)."""
         name = self._ticker(ticker)
@@ -270,20 +307,18 @@ class SyncTickerModelManager:
             return None
         batch_id = None
         try:
-            batch = self.samples.load(name)
+            spec, skipped = self._training_spec(name)
+            batch = self.samples.load(name, spec=spec_hash(spec))
             if batch.max_id is None:
                 return None
-            spec = self.feature_spec(name)
-            if spec is None:
-                raise TrainingDataError(
-                    f"the samples of {name} carry no known feature spec: large_order_threshold is "
-                    "'auto' and neither a production version nor a strategy has set it; train "
-                    f"{name} from trades first or set large_order_threshold to a number")
             batch.X.attrs["feature_spec"] = spec.to_dict()
             key = fingerprint(batch.X, batch.y, self.config)[:32]
             batch_id = self.samples.claim_batch(name, batch.max_id, key)
+            extra = {"max_sample_id": str(batch.max_id), "feature_spec_hash": spec_hash(spec)}
+            if skipped:
+                extra["skipped_other_spec"] = str(skipped)
             result = train_model(batch.X, batch.y, self.config, source="samples",
-                                 extra_lineage={"max_sample_id": str(batch.max_id)})
+                                 extra_lineage=extra)
             outcome = self._register(name, result)
             self.samples.finish_batch(batch_id, outcome.version.version)
             return outcome

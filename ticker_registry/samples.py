@@ -43,6 +43,7 @@ A sample is checked by :func:`~ticker_registry.sample_validation.validate_sample
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -62,12 +63,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from .exceptions import SampleValidationError, StoreError, TimestampError
-from .features import FEATURE_NAMES, FLOW_TYPES
+from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .sample_validation import validate_sample
 from .tickers import normalize_ticker
 from .timestamps import to_epoch_ns
 
-__all__ = ["SPEC_VERSION", "SampleBatch", "SampleStore", "validate_sample"]
+__all__ = ["SPEC_VERSION", "SampleBatch", "SampleStore", "spec_hash", "validate_sample"]
 
 #: Layout of the stored feature vector; bump when FEATURE_NAMES changes.
 SPEC_VERSION = 1
@@ -90,9 +91,17 @@ _samples = sa.Table(
     # the trade time of the sample's event (int ns since the epoch, UTC); null only in
     # stores written before it existed, whose samples then fall back to created_at
     sa.Column("event_time", sa.BigInteger, nullable=True),
+    # hash of the FeatureSpec the sample's features and labels were computed with (the spec
+    # itself is in feature_specs); null for samples stored without a known spec
+    sa.Column("spec_hash", sa.String(16), nullable=True),
     sa.Index("ix_samples_ticker_id", "ticker", "id"),
     sa.Index("ix_samples_ticker_consumed", "ticker", "consumed_by_version"),
     sqlite_autoincrement=True,
+)
+_specs = sa.Table(
+    "feature_specs", _metadata,
+    sa.Column("spec_hash", sa.String(16), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
 )
 _batches = sa.Table(
     "training_batches", _metadata,
@@ -282,24 +291,30 @@ class SampleStore:
 
     # ------------------------------------------------------------------ samples
     def add(self, ticker: str, features: Any, flow_type: Any, impact: Any,
-            time_to_execution: Any, *, event_time: Any = None) -> int:
+            time_to_execution: Any, *, event_time: Any = None,
+            spec: FeatureSpec | None = None) -> int:
         """Validate one sample, insert it and commit; return its id.
 
         ``event_time`` is the trade time of the sample's event (epoch s/ms/us/ns,
-        datetime or ISO text); None records the time of insertion.
+        datetime or ISO text); None records the time of insertion. ``spec`` is the
+        feature spec the sample was computed with; its hash is stored with the
+        sample so a retrain never mixes recipes.
 
         Raises SampleValidationError / InvalidTickerError before anything is
         written, StoreError when the database fails.
         """
         ticker = normalize_ticker(ticker)
         row = _row(ticker, *validate_sample(features, flow_type, impact, time_to_execution),
-                   event_time=event_time)
+                   event_time=event_time, spec_hash=spec_hash(spec) if spec else None)
         with self._write(f"add a sample for {ticker}") as conn:
+            if spec is not None:
+                _remember_spec(conn, spec)
             key = conn.execute(sa.insert(_samples).values(**row)).inserted_primary_key
             assert key is not None  # an autoincrement insert always returns its key
             return int(key[0])
 
-    def add_many(self, ticker: str, rows: Iterable[Any]) -> list[int]:
+    def add_many(self, ticker: str, rows: Iterable[Any], *,
+                 spec: FeatureSpec | None = None) -> list[int]:
         """Validate every row, then insert them all in one transaction; return their ids.
 
         Each row is a mapping with keys ``features``, ``flow_type``, ``impact``,
@@ -320,18 +335,36 @@ class SampleStore:
                     f"row {i} is {item!r:.80}; each row must be a mapping with the keys "
                     f"{', '.join(fields)} (and optionally event_time) or a tuple in that order")
             try:
-                prepared.append(_row(ticker, *validate_sample(*args), event_time=event_time))
+                prepared.append(_row(ticker, *validate_sample(*args), event_time=event_time,
+                                     spec_hash=spec_hash(spec) if spec else None))
             except SampleValidationError as exc:
                 raise SampleValidationError(f"row {i}: {exc}") from None
         if not prepared:
             return []
         with self._write(f"add {len(prepared)} samples for {ticker}") as conn:
+            if spec is not None:
+                _remember_spec(conn, spec)
             if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
                 stmt = sa.insert(_samples).returning(_samples.c.id, sort_by_parameter_order=True)
                 return [int(i) for i in conn.execute(stmt, prepared).scalars()]
             keys = [conn.execute(sa.insert(_samples).values(**r)).inserted_primary_key
                     for r in prepared]
             return [int(k[0]) for k in keys if k is not None]
+
+    def spec_counts(self, ticker: str) -> list[tuple[str | None, int, int]]:
+        """``(spec_hash, samples, newest id)`` of each spec the ticker's samples use, newest last."""
+        c = _samples.c
+        q = (sa.select(c.spec_hash, sa.func.count(), sa.func.max(c.id))
+             .where(c.ticker == normalize_ticker(ticker)).group_by(c.spec_hash)
+             .order_by(sa.func.max(c.id)))
+        with self._read("count samples per feature spec") as conn:
+            return [(h, int(n), int(m)) for h, n, m in conn.execute(q)]
+
+    def feature_spec(self, key: str) -> FeatureSpec | None:
+        """The spec recorded under hash ``key``, or None."""
+        with self._read("read a feature spec") as conn:
+            text = conn.execute(sa.select(_specs.c.spec).where(_specs.c.spec_hash == key)).scalar()
+        return FeatureSpec.from_dict(json.loads(text)) if text else None
 
     def count(self, ticker: str | None = None, *, unconsumed: bool = False) -> int:
         """Number of samples (of ``ticker``, or all), optionally only those not yet trained on."""
@@ -352,15 +385,19 @@ class SampleStore:
             return {t: {"total": int(n), "unconsumed": int(u or 0)} for t, n, u in conn.execute(q)}
 
     def load(self, ticker: str, *, max_id: int | None = None,
-             last: int | None = None) -> SampleBatch:
+             last: int | None = None, spec: str | None = None) -> SampleBatch:
         """The samples of ``ticker`` in insertion order.
 
-        ``max_id`` keeps ids <= max_id; ``last=N`` keeps the N newest of those.
+        ``max_id`` keeps ids <= max_id; ``last=N`` keeps the N newest of those;
+        ``spec`` (a :func:`spec_hash`) keeps samples computed with that spec and
+        those stored without one.
         """
         ticker = normalize_ticker(ticker)
         c = _samples.c
         q = sa.select(c.id, c.created_at, c.event_time, c.spec_version, c.features, c.flow_type,
                       c.impact, c.time_to_execution).where(c.ticker == ticker)
+        if spec is not None:
+            q = q.where(sa.or_(c.spec_hash == spec, c.spec_hash.is_(None)))
         if max_id is not None:
             q = q.where(c.id <= _positive_int(max_id, "max_id", low=0))
         if last is not None:
@@ -567,16 +604,35 @@ class SampleStore:
 def _add_missing_columns(engine: Engine) -> None:
     """Bring a store written by an older ticker-registry up to the current samples table."""
     present = {c["name"] for c in sa.inspect(engine).get_columns("samples")}
-    if "event_time" not in present:
+    for name, kind in (("event_time", "BIGINT"), ("spec_hash", "VARCHAR(16)")):
+        if name in present:
+            continue
         with engine.begin() as conn:
             try:
-                conn.execute(sa.text("ALTER TABLE samples ADD COLUMN event_time BIGINT"))
+                conn.execute(sa.text(f"ALTER TABLE samples ADD COLUMN {name} {kind}"))
             except (sa.exc.OperationalError, sa.exc.ProgrammingError):
                 pass  # another process added it first
 
 
+def spec_hash(spec: FeatureSpec) -> str:
+    """Short, stable hash of a feature spec (what a sample records)."""
+    text = json.dumps(spec.to_dict(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _remember_spec(conn: Connection, spec: FeatureSpec) -> None:
+    key = spec_hash(spec)
+    if conn.execute(sa.select(_specs.c.spec_hash).where(_specs.c.spec_hash == key)).first() is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.insert(_specs).values(spec_hash=key,
+                                                      spec=json.dumps(spec.to_dict(), sort_keys=True)))
+        except IntegrityError:
+            pass  # a concurrent writer recorded the same spec
+
+
 def _row(ticker: str, vector: np.ndarray, code: int, impact: float, tte: float,
-         event_time: Any = None) -> dict[str, Any]:
+         event_time: Any = None, spec_hash: str | None = None) -> dict[str, Any]:
     """One samples row; ``event_time`` (any form the epoch rule reads) defaults to now."""
     now = time.time()
     try:
@@ -586,7 +642,7 @@ def _row(ticker: str, vector: np.ndarray, code: int, impact: float, tte: float,
     return {"ticker": ticker, "created_at": now, "spec_version": SPEC_VERSION,
             "features": json.dumps(vector.tolist(), allow_nan=False), "flow_type": code,
             "impact": impact, "time_to_execution": tte, "consumed_by_version": None,
-            "event_time": event_ns}
+            "event_time": event_ns, "spec_hash": spec_hash}
 
 
 def _mark(conn: Connection, ticker: str, max_id: int, version: int) -> int:
