@@ -61,6 +61,7 @@ def _latencies(fn: Callable[[list[dict[str, Any]], dict[str, float]], Any],
 def run(ctx: Context) -> list[Row]:
     import gc
 
+    import mlflow.artifacts
     import mlflow.pyfunc
     import numpy as np
     import pandas as pd
@@ -79,9 +80,10 @@ def run(ctx: Context) -> list[Row]:
     spec = served.spec_
     boosters = [served.heads_[h].booster for h in HEADS]  # type: ignore[attr-defined]  # XGBoost heads
 
-    pyfunc_dir = ctx.folder("pyfunc")
-    manager.registry.client.download_artifacts(info.run_id, "model", str(pyfunc_dir))
-    pyfunc = mlflow.pyfunc.load_model(str(pyfunc_dir / "model"))
+    pyfunc_dir = ctx.folder("pyfunc")  # the version's model directory (its LoggedModel's files)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=info.source, dst_path=str(pyfunc_dir),
+                                                tracking_uri=manager.registry.tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(local)
 
     def ours(window: list, quote: dict) -> Any:
         return manager.predict_for_ticker(TICKER, window, quote)

@@ -127,6 +127,7 @@ def test_dry_run_reports_the_same_plan_and_changes_nothing(store, trained, tmp_p
     assert "Dry run: nothing was changed" in plan.summary()
     assert f"mlflow gc --backend-store-uri {store.tracking_uri}" in plan.summary()
     run_ids = {v.version: v.run_id for v in store.list_versions("ETHUSDT")}
+    model_ids = {v.version: v.tags["model_id"] for v in store.list_versions("ETHUSDT")}
     done = cleanup(store, keep_last=1, now=now)
     assert done.deleted == plan.deleted and done.kept == plan.kept
     assert "Deleted 2 version(s)" in done.summary()
@@ -135,6 +136,10 @@ def test_dry_run_reports_the_same_plan_and_changes_nothing(store, trained, tmp_p
     client = store.client
     assert client.get_run(run_ids[2]).info.lifecycle_stage == "deleted"
     assert client.get_run(run_ids[1]).info.lifecycle_stage == "active"
+    # the LoggedModels holding the deleted versions' files go with them (mlflow gc reclaims them)
+    assert sorted(done.deleted_logged_models) == sorted(model_ids[v] for v in (2, 3))
+    live = client.search_logged_models([store.experiment_id])
+    assert sorted(m.model_id for m in live) == sorted(model_ids[v] for v in (1, 4))
     assert cleanup(store, keep_last=1, now=now).deleted == []  # idempotent
 
 

@@ -45,7 +45,7 @@ def test_store_lives_in_models_dir_and_global_uri_is_untouched(tmp_path, quick_c
     info, _ = register(reg, trained[0])
     assert reg.tracking_uri == f"sqlite:///{tmp_path}/custom/models/path/mlflow.db"
     assert (tmp_path / "custom/models/path/mlflow.db").is_file()
-    assert info.source.startswith((tmp_path / "custom/models/path/artifacts").as_uri())
+    assert info.source.startswith((tmp_path / "custom/models/path/mlartifacts/models").as_uri())
     assert mlflow.get_tracking_uri() == before
 
 

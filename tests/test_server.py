@@ -86,7 +86,11 @@ def test_register_on_the_server_is_idempotent_and_lands_in_postgresql(
         engine.dispose()
     assert [r[0] for r in rows] == [1]
     artifacts = Path(tracking_server.env["TR_ARTIFACTS_DIR"])
-    assert list(artifacts.glob(f"*/{info.run_id}/artifacts/model/MLmodel"))
+    model_id = info.tags["model_id"]  # the version's files are its LoggedModel's artifacts
+    assert list(artifacts.glob(f"*/models/{model_id}/artifacts/MLmodel"))
+    logged = server_registry.client.get_logged_model(model_id)
+    assert logged.source_run_id == info.run_id and info.source == logged.artifact_location
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": info.name, "version": 1}]
     state = server_registry._state(info.name)
     assert state.tags["training_sessions"] == "1"
     assert lock_models(server_registry) == []

@@ -14,8 +14,9 @@ version is always kept, so that happens only to a model whose versions were
 all deleted by hand or all failed to register.
 
 Each deleted version's run is marked deleted too (when no other version uses
-it), so its artifacts can be reclaimed with ``mlflow gc``; the version's copy
-in the local model cache is removed at once. Deletions run under the ticker's
+it), and so is the LoggedModel that holds its files (``model_id`` tag), so
+their artifacts can be reclaimed with ``mlflow gc``; the version's copy in the
+local model cache is removed at once. Deletions run under the ticker's
 write lock, after planning again, so a promotion that lands meanwhile wins.
 """
 
@@ -48,6 +49,7 @@ class CleanupReport:
     kept: list[dict[str, Any]]
     deleted_models: list[str]
     deleted_runs: list[str] = field(default_factory=list)
+    deleted_logged_models: list[str] = field(default_factory=list)
     dry_run: bool = False
     days: float = 30
     keep_last: int = 2
@@ -69,8 +71,8 @@ class CleanupReport:
             lines.append("Dry run: nothing was changed. Run again without dry_run to delete; "
                          f"then reclaim artifact space with `{gc}`.")
         elif self.deleted:
-            lines.append(f"The runs of deleted versions are marked deleted; their artifacts stay "
-                         f"on disk until you reclaim the space with `{gc}`.")
+            lines.append(f"The runs and LoggedModels of deleted versions are marked deleted; their "
+                         f"artifacts stay on disk until you reclaim the space with `{gc}`.")
         else:
             lines.append(f"Artifacts of runs deleted earlier are reclaimed with `{gc}`.")
         return "\n".join(lines)
@@ -78,6 +80,7 @@ class CleanupReport:
     def to_dict(self) -> dict[str, Any]:
         return {"deleted": self.deleted, "kept": self.kept,
                 "deleted_models": self.deleted_models, "deleted_runs": self.deleted_runs,
+                "deleted_logged_models": self.deleted_logged_models,
                 "dry_run": self.dry_run, "days": self.days, "keep_last": self.keep_last}
 
 
@@ -86,6 +89,7 @@ class _Plan:
     delete: list[dict[str, Any]]
     keep: list[dict[str, Any]]
     runs: dict[int, str | None]
+    logged_models: dict[int, str]
     delete_model: bool
 
 
@@ -138,6 +142,7 @@ def cleanup(registry: TickerRegistry, days: float = 30, keep_last: int = 2,
     kept: list[dict[str, Any]] = []
     deleted_models: list[str] = []
     deleted_runs: list[str] = []
+    deleted_logged: list[str] = []
     for name in names:
         state = states[name]
         symbol = state.tags.get("ticker") or registry.ticker_of(name)
@@ -155,6 +160,9 @@ def cleanup(registry: TickerRegistry, days: float = 30, keep_last: int = 2,
                 run_id = plan.runs.get(row["version"])
                 if run_id and _delete_orphan_run(registry, run_id):
                     deleted_runs.append(run_id)
+                model_id = plan.logged_models.get(row["version"])
+                if model_id and registry.delete_logged_model(model_id):
+                    deleted_logged.append(model_id)
                 if run_id:
                     shutil.rmtree(registry.models_dir / "cache" / name / f"{row['version']}-{run_id}",
                                   ignore_errors=True)
@@ -165,7 +173,8 @@ def cleanup(registry: TickerRegistry, days: float = 30, keep_last: int = 2,
         if plan.delete_model:
             deleted_models.append(name)
     return CleanupReport(deleted=deleted, kept=kept, deleted_models=deleted_models,
-                         deleted_runs=deleted_runs, dry_run=dry_run, days=days,
+                         deleted_runs=deleted_runs, deleted_logged_models=deleted_logged,
+                         dry_run=dry_run, days=days,
                          keep_last=keep_last, backend_store_uri=redact_uri(registry.tracking_uri))
 
 
@@ -185,7 +194,9 @@ def _plan(registry: TickerRegistry, ticker: str, cutoff: datetime, days: float, 
         (keep if reason else delete).append(row)
     empty = len(delete) == len(versions)
     delete_model = empty and model_created is not None and model_created < cutoff
-    return _Plan(delete, keep, {v.version: v.run_id for v in versions}, delete_model)
+    return _Plan(delete, keep, {v.version: v.run_id for v in versions},
+                 {v.version: v.tags["model_id"] for v in versions if v.tags.get("model_id")},
+                 delete_model)
 
 
 def _keep_reason(v: VersionInfo, newest: set[int], keep_last: int,

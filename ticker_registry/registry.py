@@ -1,22 +1,29 @@
 """The registry adapter: the only module that talks to ``MlflowClient``.
 
 Each ticker is one MLflow registered model named ``<namespace>.<TICKER>``
-(``order_flow.ETHUSDT`` by default). Each training is one run, one pyfunc
-model saved with "models from code" (the three native heads inside), and one
-model version whose tags carry the metrics, the lineage and an idempotency
-key. Stages are aliases (``production``, ``staging``), moved with
-compare-and-set under a per-ticker lock, and every move is appended to an
-audit trail kept in the registered model's tags (``audit.000001``, ...).
+(``order_flow.ETHUSDT`` by default). Each training is one run (params,
+metrics, lineage), one MLflow 3 LoggedModel produced by that run (a pyfunc
+saved with "models from code": the three native heads plus the serving code,
+see :mod:`ticker_registry.pyfunc_package`; it carries the run's params and
+headline metrics), and one model version made from that LoggedModel, whose
+tags carry the metrics, the lineage and an idempotency key. Stages are
+aliases (``production``, ``staging``), moved with compare-and-set under a
+per-ticker lock, and every move is appended to an audit trail kept in the
+registered model's tags (``audit.000001``, ...).
 
 The store is chosen once: an explicit ``tracking_uri``, else
 ``MLFLOW_TRACKING_URI``, else ``sqlite:///<models_dir>/mlflow.db`` with
-artifacts under ``<models_dir>/artifacts``. MLflow's global tracking URI is
-never changed. MLflow errors are translated into :mod:`ticker_registry.exceptions`.
+artifacts under ``<models_dir>/mlartifacts`` (the name MLflow's own server
+uses). Where artifacts go is the experiment's ``artifact_location``, set once
+when the experiment is created: stores made before keep ``<models_dir>/artifacts``.
+MLflow's global tracking URI is never changed. MLflow errors are translated
+into :mod:`ticker_registry.exceptions`.
 """
 
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import re
@@ -40,20 +47,22 @@ from .exceptions import (
 from .gate import decide, decision_tags, serving_summary
 from .locking import TickerLock, store_init_lock
 from .model import OrderFlowModel, package_versions
-from .pyfunc_package import local_artifact_dir, save_pyfunc
+from .pyfunc_package import ARTIFACT_KEY, NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
 from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
 from .retry import translate_errors, with_retries
 from .tickers import normalize_ticker
 
-__all__ = ["DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tracking_uri"]
+__all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tracking_uri"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS_DIR = "mlruns"
+#: Folder of a new embedded store's artifacts inside ``models_dir`` (``mlflow server``'s default).
+ARTIFACT_ROOT = "mlartifacts"
 KIND = "order_flow_model"
 _PAGE = 1000
-_MODEL_ARTIFACT = "model"
-_NATIVE_SUBDIR = "artifacts/order_flow_model"
+#: The LoggedModel tag listing the versions made from it (MLflow's ``mlflow.modelVersions``).
+_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -173,7 +182,7 @@ class TickerRegistry:
             if exp is None:
                 location = None
                 if not self.tracking_uri.startswith(("http:", "https:", "databricks")):
-                    location = (self.models_dir / "artifacts").as_uri()
+                    location = (self.models_dir / ARTIFACT_ROOT).as_uri()
                 try:
                     self._experiment_id = self._call(self.client.create_experiment, name,
                                                      artifact_location=location)
@@ -242,18 +251,22 @@ class TickerRegistry:
             existing = self.find_by_idempotency_key(ticker, idempotency_key)
             if existing is not None:
                 return existing, False
-            run_id, source = self._log_run(ticker, model, lineage, idempotency_key, holdout)
+            run_id, logged = self._log_run(ticker, model, lineage, idempotency_key, holdout)
             metrics = model.metrics_
             tags = {
                 "ticker": ticker, "idempotency_key": idempotency_key,
                 "model_type": model.config.model_type, "created_at": _now(),
+                "model_id": logged.model_id,
                 **{f"metric.{k}": repr(float(v)) for k, v in metrics.items()},
                 **{f"skill.{h}": str(e.has_skill).lower() for h, e in model.evaluation_.items()},
                 **{f"serving.{h}": model.serving_[h] for h in EVAL_HEADS},
                 **lineage.tags(), **(extra_tags or {}),
             }
-            mv = self._create_version(name, source, run_id, tags, idempotency_key,
-                                      description or self._version_description(ticker, model))
+            mv = self._create_version(name, logged.artifact_location, run_id, tags,
+                                      idempotency_key,
+                                      description or self._version_description(ticker, model),
+                                      logged.model_id)
+            self._link_logged_model(logged.model_id, name, mv.version)
             self._call(self.client.set_terminated, run_id, "FINISHED")
             state = self._state(name)
             sessions = int(state.tags.get("training_sessions", "0")) + 1
@@ -264,7 +277,7 @@ class TickerRegistry:
         return self._version_info(mv), True
 
     def _create_version(self, name: str, source: str, run_id: str, tags: dict[str, str],
-                        key: str, description: str) -> Any:
+                        key: str, description: str, model_id: str | None = None) -> Any:
         attempts = 0
 
         def create() -> Any:
@@ -276,9 +289,21 @@ class TickerRegistry:
                 if found:
                     return min(found, key=lambda mv: int(mv.version))
             return self.client.create_model_version(name, source, run_id, tags=tags,
-                                                    description=description)
+                                                    description=description, model_id=model_id)
 
         return self._drop_duplicates(name, key, with_retries(create, uri=self.tracking_uri))
+
+    def _link_logged_model(self, model_id: str, name: str, version: Any) -> None:
+        """List the new version on its LoggedModel, as MLflow's tracking server does itself.
+
+        A server records it when the version is created with a ``model_id``; the
+        embedded SQL store does not, so the link from the LoggedModel to its
+        version would be missing in the UI and in ``search_logged_models``.
+        """
+        if self.tracking_uri.startswith(("http:", "https:")):
+            return
+        self._call(self.client.set_logged_model_tags, model_id,
+                   {_MODEL_VERSIONS_TAG: json.dumps([{"name": name, "version": version}])})
 
     def _drop_duplicates(self, name: str, key: str, created: Any) -> Any:
         """Keep the oldest version carrying ``key``; delete any other.
@@ -302,8 +327,13 @@ class TickerRegistry:
         return keep
 
     def _log_run(self, ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
-                 key: str, holdout: tuple[pd.DataFrame, pd.DataFrame] | None) -> tuple[str, str]:
-        from mlflow.entities import Metric, Param
+                 key: str, holdout: tuple[pd.DataFrame, pd.DataFrame] | None) -> tuple[str, Any]:
+        """The run of a training and the LoggedModel it outputs, with the model files in place.
+
+        Returns ``(run_id, logged_model)``; the LoggedModel is READY, carries the
+        run's params and the headline metrics, and is listed in the run's outputs.
+        """
+        from mlflow.entities import LoggedModelOutput, Metric, Param
 
         params = {"ticker": ticker, "model_type": model.config.model_type,
                   **{f"spec.{k}": v for k, v in model.spec_.to_dict().items()
@@ -317,27 +347,38 @@ class TickerRegistry:
                 **{f"package.{k}": v for k, v in package_versions().items()}}
         run = self._call(self.client.create_run, self.experiment_id, tags=tags)
         run_id = run.info.run_id
+        logged = self._call(self.client.create_logged_model, self.experiment_id, name=ticker,
+                            source_run_id=run_id, model_type=model.config.model_type,
+                            params={k: str(v) for k, v in params.items()},
+                            tags={"ticker": ticker, "idempotency_key": key})
+        model_id = logged.model_id
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
         # per-fold walk-forward figures as stepped metrics (step = fold): the UI plots them
         folds = [Metric(f"fold_{k}", float(v), now_ms, int(fold["fold"]))
                  for fold in getattr(model, "folds_", []) for k, v in fold.items() if k != "fold"]
+        # the headline metrics go to the run and, through model_id, to the LoggedModel
         self._call(self.client.log_batch, run_id,  # the tags went with create_run
-                   metrics=[Metric(k, float(v), now_ms, 0) for k, v in model.metrics_.items()]
+                   metrics=[Metric(k, float(v), now_ms, 0, model_id=model_id)
+                            for k, v in model.metrics_.items()]
                    + folds, params=[Param(k, str(v)) for k, v in params.items()])
-        local = local_artifact_dir(run.info.artifact_uri)
-        with tempfile.TemporaryDirectory(prefix="ticker-registry-") as tmp:
-            if self.config.log_plots:
-                from .plots import write_plots
+        self._call(self.client.log_outputs, run_id, [LoggedModelOutput(model_id, step=0)])
+        if self.config.log_plots:
+            from .plots import write_plots
 
+            with tempfile.TemporaryDirectory(prefix="ticker-registry-plots-") as tmp:
                 write_plots(model, Path(tmp) / "plots", *(holdout or (None, None)))
                 self._call(self.client.log_artifacts, run_id, str(Path(tmp) / "plots"), "plots")
-            if local is not None:  # embedded store: write in place rather than save + copy
-                save_pyfunc(model, local / _MODEL_ARTIFACT)
-            else:
-                save_pyfunc(model, Path(tmp) / _MODEL_ARTIFACT)
-                self._call(self.client.log_artifacts, run_id, str(Path(tmp) / _MODEL_ARTIFACT),
-                           _MODEL_ARTIFACT)
-        return run_id, f"{run.info.artifact_uri}/{_MODEL_ARTIFACT}"
+        local = local_artifact_dir(logged.artifact_location)
+        identity = {"model_id": model_id, "run_id": run_id,
+                    "artifact_uri": logged.artifact_location}
+        if local is not None:  # embedded store: write in place rather than save + copy
+            save_pyfunc(model, local, **identity)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ticker-registry-model-") as tmp:
+                save_pyfunc(model, Path(tmp) / "model", **identity)
+                self._call(self.client.log_model_artifacts, model_id, str(Path(tmp) / "model"))
+        self._call(self.client.finalize_logged_model, model_id, "READY")
+        return run_id, logged
 
     def _version_description(self, ticker: str, model: OrderFlowModel) -> str:
         evaluations = "; ".join(e.summary() for e in model.evaluation_.values())
@@ -539,7 +580,12 @@ class TickerRegistry:
         return OrderFlowModel.load(self.download_native(info))
 
     def download_native(self, info: VersionInfo, cache_dir: Path | None = None) -> Path:
-        """The local folder of a version's native model, downloaded into the cache once."""
+        """The local folder of a version's native model, downloaded into the cache once.
+
+        Read from the version's source (its LoggedModel's artifacts; for versions
+        registered before LoggedModels, the run's ``model/`` artifact): the native
+        files are at ``<source>/artifacts/order_flow_model`` in both.
+        """
         root = Path(cache_dir or self.models_dir / "cache")
         # Keyed by run too: a deleted and re-created registered model restarts at version 1.
         target = root / info.name / f"{info.version}-{info.run_id}"
@@ -548,11 +594,11 @@ class TickerRegistry:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
         try:
-            self._call(self.client.download_artifacts, info.run_id,
-                       f"{_MODEL_ARTIFACT}/{_NATIVE_SUBDIR}", str(tmp))
+            self._call(_download, f"{info.source.rstrip('/')}/{NATIVE_SUBDIR}", tmp,
+                       self.tracking_uri)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(tmp / Path(_NATIVE_SUBDIR).name, target)
+                os.replace(tmp / ARTIFACT_KEY, target)
             except OSError:
                 if not (target / "model.json").is_file():
                     raise
@@ -600,6 +646,14 @@ class TickerRegistry:
     def delete_version(self, ticker: str, version: int) -> None:
         self._call(self.client.delete_model_version, self.model_name(ticker), str(version))
 
+    def delete_logged_model(self, model_id: str) -> bool:
+        """Mark a version's LoggedModel deleted (``mlflow gc`` reclaims its files); False if gone."""
+        try:
+            self._call(self.client.delete_logged_model, model_id)
+        except ModelNotFoundError:
+            return False
+        return True
+
     def delete_registered_model(self, ticker: str) -> None:
         self._call(self.client.delete_registered_model, self.model_name(ticker))
 
@@ -613,6 +667,14 @@ class TickerRegistry:
         now_ms = int(datetime.now(UTC).timestamp() * 1000)
         self._call(self.client.log_batch, run_id,
                    metrics=[Metric(k, float(v), now_ms, step) for k, v in metrics.items()])
+
+
+def _download(artifact_uri: str, dst: Path, tracking_uri: str) -> None:
+    """Download ``artifact_uri`` (a folder) into ``dst``, resolved against our store, not MLflow's global."""
+    import mlflow.artifacts
+
+    mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(dst),
+                                        tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _with_aliases(info: VersionInfo, aliases: tuple[str, ...]) -> VersionInfo:
