@@ -23,11 +23,13 @@ Decisions (see the README, "Manager"):
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -565,54 +567,6 @@ class TickerModelManager:
             entry = await asyncio.to_thread(self.sync.get_or_create_model, ticker)
         return self.sync._predict(entry, order_events, market_data)
 
-    async def add_training_sample(self, ticker: str, features: Any, flow_type: str | int,
-                                  impact: float, time_to_execution: float,
-                                  timestamp: Any = None) -> int:
-        return await asyncio.to_thread(self.sync.add_training_sample, ticker, features, flow_type,
-                                       impact, time_to_execution, timestamp)
-
-    async def train(self, ticker: str, trades: pd.DataFrame | None = None, **kw: Any) -> TrainOutcome:
-        return await asyncio.to_thread(self.sync.train, ticker, trades, **kw)
-
-    async def retrain(self, ticker: str) -> TrainOutcome | None:
-        return await asyncio.to_thread(self.sync.retrain, ticker)
-
-    async def wait_for_retraining(self, timeout: float | None = None) -> list[TrainOutcome]:
-        return await asyncio.to_thread(self.sync.wait_for_retraining, timeout)
-
-    async def preload(self, tickers: Iterable[str]) -> list[PreloadResult]:
-        return await asyncio.to_thread(self.sync.preload, list(tickers))
-
-    async def status(self) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.sync.status)
-
-    async def metadata(self) -> dict[str, dict[str, Any]]:
-        return await asyncio.to_thread(self.sync.metadata)
-
-    async def versions(self, ticker: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.sync.versions, ticker)
-
-    async def promote(self, ticker: str, version: int, **kw: Any) -> Any:
-        return await asyncio.to_thread(self.sync.promote, ticker, version, **kw)
-
-    async def rollback(self, ticker: str, **kw: Any) -> Any:
-        return await asyncio.to_thread(self.sync.rollback, ticker, **kw)
-
-    async def export(self, ticker: str, path: str | os.PathLike[str],
-                     version_or_alias: int | str | None = None) -> Any:
-        return await asyncio.to_thread(self.sync.export, ticker, path, version_or_alias)
-
-    async def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
-                            force: bool = False) -> Any:
-        return await asyncio.to_thread(self.sync.import_bundle, path, as_ticker, force)
-
-    async def cleanup(self, days: int = 30, keep_last: int = 2, ticker: str | None = None,
-                      dry_run: bool = False) -> Any:
-        return await asyncio.to_thread(self.sync.cleanup, days, keep_last, ticker, dry_run)
-
-    async def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
-        return await asyncio.to_thread(self.sync.create_from_template, new_ticker, template)
-
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)
 
@@ -621,3 +575,46 @@ class TickerModelManager:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    # Every other public method of the synchronous manager, run off the event loop with the
+    # same signature and documentation (generated below, so the twins cannot drift apart;
+    # tests/test_manager_parity.py checks it).
+    add_training_sample: Callable[..., Awaitable[int]]
+    train: Callable[..., Awaitable[TrainOutcome]]
+    retrain: Callable[..., Awaitable[TrainOutcome | None]]
+    wait_for_retraining: Callable[..., Awaitable[list[TrainOutcome]]]
+    preload: Callable[..., Awaitable[list[PreloadResult]]]
+    status: Callable[..., Awaitable[list[dict[str, Any]]]]
+    metadata: Callable[..., Awaitable[dict[str, dict[str, Any]]]]
+    versions: Callable[..., Awaitable[list[dict[str, Any]]]]
+    compare: Callable[..., Awaitable[list[dict[str, Any]]]]
+    best: Callable[..., Awaitable[list[dict[str, Any]]]]
+    promote: Callable[..., Awaitable[Any]]
+    rollback: Callable[..., Awaitable[Any]]
+    export: Callable[..., Awaitable[Any]]
+    export_all: Callable[..., Awaitable[Any]]
+    import_bundle: Callable[..., Awaitable[Any]]
+    cleanup: Callable[..., Awaitable[Any]]
+    doctor: Callable[..., Awaitable[list[Any]]]
+    create_from_template: Callable[..., Awaitable[TrainOutcome]]
+    feature_spec: Callable[..., Awaitable[FeatureSpec | None]]
+    use_feature_spec: Callable[..., Awaitable[None]]
+
+
+#: Methods of TickerModelManager written by hand (a fast path on the event loop, or a name).
+_ASYNC_BY_HAND = frozenset({"get_or_create_model", "predict_for_ticker", "close"})
+
+
+def _async_twin(name: str) -> Callable[..., Awaitable[Any]]:
+    sync_method = getattr(SyncTickerModelManager, name)
+
+    @functools.wraps(sync_method)
+    async def method(self: TickerModelManager, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+
+    return method
+
+
+for _name, _member in inspect.getmembers(SyncTickerModelManager, inspect.isfunction):
+    if not _name.startswith("_") and _name not in _ASYNC_BY_HAND:
+        setattr(TickerModelManager, _name, _async_twin(_name))
