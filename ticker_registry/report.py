@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .evaluation import head_skill
 from .evaluation import served_skill_score as skill_score
 from .records import AuditEvent, VersionInfo
+from .redaction import redact_uri
 from .views import status
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def collect_report(registry: TickerRegistry, *, now: datetime | None = None) -> 
             shown=shown or (versions[-1] if versions else None), versions=versions,
             total_samples=row["total_samples"], last_trained=row["last_trained"],
             events=tuple(registry.audit_trail(row["ticker"]))))
-    return ReportData(generated_at=now or datetime.now(UTC), store=_redact(registry.tracking_uri),
+    return ReportData(generated_at=now or datetime.now(UTC), store=redact_uri(registry.tracking_uri),
                       namespace=cfg.namespace, tickers=tuple(tickers),
                       production_alias=cfg.production_alias, staging_alias=cfg.staging_alias)
 
@@ -404,16 +404,6 @@ def _age(delta: timedelta | None) -> str:
     if hours:
         return f"{hours} h {rest // 60} min"
     return f"{rest // 60} min" if rest >= 60 else f"{rest} s"
-
-
-def _redact(uri: str) -> str:
-    """``uri`` without a password (a PostgreSQL URI may carry one)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 _CSS = """

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from .exceptions import ModelNotFoundError, RegistryError, RegistryUnavailableError
+from .redaction import redact_text, redact_uri
 
 __all__ = ["DEADLINE_ENV", "TransientRegistryError", "default_deadline", "translate_errors",
            "with_retries"]
@@ -107,6 +108,7 @@ def _transient_reason(exc: BaseException) -> str | None:
 def _classify(exc: BaseException, uri: str) -> RegistryError:
     from mlflow.exceptions import MlflowException
 
+    uri = redact_uri(uri)
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     if isinstance(exc, MlflowException):
@@ -123,7 +125,7 @@ def _classify(exc: BaseException, uri: str) -> RegistryError:
             f"cannot reach the model registry at {uri} ({reason}); check that the tracking "
             "server and its database are up and that the URI is right (--tracking-uri / "
             "MLFLOW_TRACKING_URI)")
-    return RegistryError(f"registry error at {uri}: {first[:500]}")
+    return RegistryError(f"registry error at {uri}: {redact_text(first[:500])}")
 
 
 @contextmanager

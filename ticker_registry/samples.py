@@ -46,7 +46,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import threading
 import time
 import uuid
@@ -64,6 +63,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from .exceptions import SampleValidationError, StoreError, TimestampError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
+from .redaction import redact_text
 from .sample_validation import validate_sample
 from .tickers import normalize_ticker
 from .timestamps import to_epoch_ns
@@ -156,10 +156,6 @@ class SampleBatch:
         return len(self.ids)
 
 
-def _redact(text: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
-
-
 class SampleStore:
     """Durable store of training samples, training batches and training leases.
 
@@ -184,7 +180,7 @@ class SampleStore:
             parsed = sa.make_url(url)
         except ArgumentError:
             raise StoreError(
-                f"sample store URL {_redact(url)!r} is not a SQLAlchemy URL; use one such as "
+                f"sample store URL {redact_text(url)!r} is not a SQLAlchemy URL; use one such as "
                 "'sqlite:////abs/path/samples.db' or 'postgresql+psycopg2://user@host/db'"
             ) from None
         self._url = url

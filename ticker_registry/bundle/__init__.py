@@ -57,6 +57,8 @@ The package, one module per responsibility:
 
 from __future__ import annotations
 
+from ..redaction import redact_uri as redact_uri
+
 # Names outside __all__ stay importable from here as before the split: redact_uri
 # (maintenance), check_in_subprocess and _import_tags (tests), _check_main, and the
 # format constants and helpers of the former single module.
@@ -81,7 +83,6 @@ from .manifest import MANIFEST_NAME as MANIFEST_NAME
 from .manifest import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from .manifest import RATIO_GRACE_BYTES as RATIO_GRACE_BYTES
 from .manifest import allowed_members as allowed_members
-from .manifest import redact_uri as redact_uri
 from .manifest import unsafe_name as unsafe_name
 from .reader import verify_bundle
 from .writer import ExportResult, export_all, export_bundle

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..exceptions import BundleError, TickerRegistryError
 from ..heads import HEAD_SUFFIX
@@ -200,20 +199,6 @@ def unsafe_name(name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- helpers
-def redact_uri(uri: str) -> str:
-    """``uri`` without a password (in the netloc or as a password/token query parameter)."""
-    parts = urlsplit(uri)
-    out = uri
-    if parts.password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        out = out.replace(parts.netloc, f"{parts.username}@{host}" if parts.username else host, 1)
-    if parts.query:
-        pairs = [(k, "***" if re.search(r"pass|token|secret|key", k, re.I) else v)
-                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        out = out.replace(f"?{parts.query}", f"?{urlencode(pairs)}", 1)
-    return out
-
-
 def _text(data: dict[str, Any], key: str, limit: int) -> str:
     value = data[key]
     if not isinstance(value, str) or len(value) > limit:

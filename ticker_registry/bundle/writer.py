@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import ModelFormatError, ModelNotFoundError, RegistryError, TickerRegistryError
 from ..model import package_versions, read_model_manifest
 from ..records import VersionInfo
+from ..redaction import redact_uri
 from ..tickers import normalize_ticker
 from .manifest import (
     _CHUNK,
@@ -25,7 +26,6 @@ from .manifest import (
     BundleManifest,
     BundleMember,
     allowed_members,
-    redact_uri,
 )
 from .reader import _HashingReader
 
