@@ -188,7 +188,7 @@ def test_export_all_backs_up_each_ticker_and_survives_a_failure(registry, traine
 
 def test_source_registry_never_carries_a_password():
     assert redact_uri("postgresql+psycopg2://ml:s3cret@db:5432/mlflow") == \
-        "postgresql+psycopg2://ml@db:5432/mlflow"
+        "postgresql+psycopg2://ml:***@db:5432/mlflow"
     assert "s3cret" not in redact_uri("https://:s3cret@host/x?token=s3cret&a=1")
     assert redact_uri("sqlite:////tmp/store/mlflow.db") == "sqlite:////tmp/store/mlflow.db"
 
@@ -209,7 +209,8 @@ def test_round_trip_across_stores(source, registry, trained, tmp_path, scratch):
     assert b.metrics == a.metrics
     run_a = source.registry.client.get_run(a.run_id).data
     run_b = registry.client.get_run(b.run_id).data
-    assert run_b.metrics == run_a.metrics and run_b.params == run_a.params
+    own = {k: v for k, v in run_a.metrics.items() if not k.startswith("fold_")}
+    assert run_b.metrics == own and run_b.params == run_a.params
     for key, value in a.tags.items():
         if key.startswith("lineage."):
             assert b.tags[key] == value

@@ -18,7 +18,6 @@ from ticker_registry import SyncTickerModelManager, TickerRegistry
 from ticker_registry.cli import cli
 from ticker_registry.report import (
     ReportData,
-    _redact,
     collect_report,
     render_report,
     write_report,
@@ -158,6 +157,8 @@ def test_cli_report_error_is_one_line(store, tmp_path):
 
 
 def test_store_password_is_not_written():
+    from ticker_registry.redaction import redact_uri as _redact
+
     assert _redact("postgresql+psycopg2://bob:s3cret@db:5432/mlflow") == \
         "postgresql+psycopg2://bob:***@db:5432/mlflow"
     assert _redact("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"

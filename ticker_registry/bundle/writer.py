@@ -70,7 +70,9 @@ def export_bundle(registry: TickerRegistry, ticker: str, path: str | os.PathLike
     if info.run_id:
         run = registry._call(registry.client.get_run, info.run_id)
         params = dict(run.data.params)
-        metrics = {k: float(v) for k, v in run.data.metrics.items()}
+        # the version's own scores; stepped histories (per-fold, live) stay with the source run
+        metrics = {k: float(v) for k, v in run.data.metrics.items()
+                   if not k.startswith(("fold_", "live_"))}
     lineage = {k[len("lineage."):]: v for k, v in info.tags.items() if k.startswith("lineage.")}
     # A fresh download, not the shared cache: the cache is keyed by name and version, and
     # a deleted and re-created registered model starts again at version 1.
