@@ -19,6 +19,7 @@ B4  b4_features        ``build_training_set`` over 1M trades
 B5  b5_training        training 20 tickers, 1 vs 2 worker processes
 B6  b6_bundle          export + import round trip of one version
 B7  b7_server          50 registrations against the PostgreSQL-backed server
+B8  b8_serve           one-row latency through ``mlflow models serve`` (features, raw trades)
 M1  m1_memory          resident memory of the manager's model cache
 ==  =================  ======================================================
 """
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, str] = {
     "B5": "b5_training",
     "B6": "b6_bundle",
     "B7": "b7_server",
+    "B8": "b8_serve",
     "M1": "m1_memory",
 }
 

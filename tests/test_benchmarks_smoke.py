@@ -16,8 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # benchmarks/ is a top-level folder, not part of the package
     sys.path.insert(0, str(REPO))
-#: The benchmarks that need neither the PostgreSQL server nor worker processes.
-SMOKE = ("B1", "B2", "B3", "B4")
+#: The benchmarks that need neither the PostgreSQL server nor worker processes (B8 starts
+#: two local `mlflow models serve` processes of its own).
+SMOKE = ("B1", "B2", "B3", "B4", "B8")
 
 
 def _table_rows(stdout: str) -> list[list[str]]:

@@ -6,8 +6,14 @@ declares. The ``slow`` tests prove it where ticker-registry is absent: a venv wi
 mlflow, xgboost, lightgbm, scikit-learn, skops, pandas, numpy and uvicorn at the versions
 installed here, built once from PyPI and cached under
 ``~/.cache/ticker-registry-test-envs/<hash of the requirements>`` (``TR_TEST_ENV_CACHE``
-moves it), and the model's own environment built by ``mlflow models predict
---env-manager virtualenv`` (cached by MLflow under ``<cache>/mlflow-envs``).
+moves it), and the model's own environment built from its requirements by ``mlflow models
+predict --env-manager uv``.
+
+Why uv and not virtualenv: ``mlflow models predict`` gives pyenv a private, empty
+``PYENV_ROOT`` in a temporary folder, so ``--env-manager virtualenv`` must build CPython
+from python.org sources (``pyenv install``), which this machine cannot reach; ``uv``
+finds the CPython already installed and installs the requirements from PyPI. The ``uv``
+binary comes from PyPI too, into ``<cache>/uv-tool``.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ TICKERS = {"xgboost": "XRPETH", "lightgbm": "LTCBTC", "random_forest": "ADAUSDT"
 CLEAN_ENV_PACKAGES = ("mlflow", "xgboost", "lightgbm", "scikit-learn", "skops", "pandas", "numpy",
                       "uvicorn")
 ENV_CACHE_ENV = "TR_TEST_ENV_CACHE"
+#: The uv used as MLflow's env manager (from PyPI).
+UV_VERSION = "0.13.8"
 INTEGER_FEATURES = ("last_side", "large_order_count", "has_market_data")
 #: Modules the shipped code and the wrapper may import (the model libraries lazily).
 ALLOWED_IMPORTS = {"__future__", "collections", "dataclasses", "datetime", "json", "math", "os",
@@ -349,6 +357,23 @@ def clean_env() -> Path:
     return env
 
 
+def uv_tool() -> Path:
+    """The ``bin`` folder of a venv holding only ``uv`` (from PyPI), built once, cached."""
+    tool = _cache_root() / f"uv-tool-{UV_VERSION}"
+    _cache_root().mkdir(parents=True, exist_ok=True)
+    with open(_cache_root() / "uv-tool.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (tool / ".complete").is_file():
+            shutil.rmtree(tool, ignore_errors=True)
+            base = getattr(sys, "_base_executable", sys.executable)
+            subprocess.run([base, "-m", "venv", str(tool)], check=True, timeout=300)
+            subprocess.run([str(tool / "bin" / "python"), "-m", "pip", "install", "-q",
+                            "--disable-pip-version-check", f"uv=={UV_VERSION}"], check=True,
+                           timeout=900)
+            (tool / ".complete").write_text(UV_VERSION)
+    return tool / "bin"
+
+
 def _clean_os_env(env: Path, tracking_uri: str | None) -> dict[str, str]:
     out = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "PYTHONHOME")}
@@ -493,16 +518,16 @@ def test_mlflow_models_serve_from_the_clean_environment(store, tmp_path, model_t
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", list(TICKERS))
 def test_mlflow_models_predict_builds_the_version_environment(store, tmp_path, model_type):
-    """``--env-manager virtualenv``: pyenv's Python plus only the version's requirements."""
+    """``--env-manager uv``: a new venv with only the version's requirements (see module doc)."""
     registry, results = store
     result = results[model_type]
     env = clean_env()
     os_env = _clean_os_env(env, registry.tracking_uri)
-    os_env["MLFLOW_ENV_ROOT"] = str(_cache_root() / "mlflow-envs")
+    os_env["PATH"] = f"{uv_tool()}{os.pathsep}{os_env['PATH']}"
     (tmp_path / "input.json").write_text(json.dumps({"dataframe_split": _split(_features(result))}))
     uri = f"models:/{registry.model_name(TICKERS[model_type])}@production"
     proc = subprocess.run([str(env / "bin" / "mlflow"), "models", "predict", "-m", uri,
-                           "--env-manager", "virtualenv", "-i", "input.json", "-o", "out.json",
+                           "--env-manager", "uv", "-i", "input.json", "-o", "out.json",
                            "-t", "json"], cwd=tmp_path, env=os_env, capture_output=True, text=True,
                           timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
