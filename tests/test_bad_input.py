@@ -415,7 +415,7 @@ API: list[Api | Same] = [
     Api("config-namespace-with-slash", lambda e: TickerRegistry(
         {**QUICK, "namespace": "../x"}, models_dir=e.models_dir).register(
             "ETHUSDT", e.model, lineage=LINEAGE, idempotency_key="ns"),
-        RegistryError, "Invalid model name '../x.ETHUSDT'"),
+        ConfigError, "namespace='../x'"),
     # --- versions, promotion, rollback
     Api("version-missing", lambda e: e.registry.get_version("ETHUSDT", 99), ModelNotFoundError,
         "no version 99"),

@@ -347,7 +347,12 @@ def test_binance_round_trip_every_layout(
     text = "".join(f"{line}\n" for line in ([header] if header else []) + lines)
     df = read_trades(wrapped(tmp_path_factory.mktemp("binance"), text, wrap))
     assert_canonical(df)
-    order = sorted(range(len(trades)), key=lambda i: times[i])  # stable, as the reader's
+    # the canonical form: by time, then trade id; a repeated trade id is one trade (first kept)
+    order, seen = [], set()
+    for i in sorted(range(len(trades)), key=lambda i: (times[i], trades[i][0])):
+        if trades[i][0] not in seen:
+            seen.add(trades[i][0])
+            order.append(i)
     assert df["timestamp"].astype("int64").tolist() == [times[i] * 1_000_000 // scale for i in order]
     assert df["price"].tolist() == [float(trades[i][2]) for i in order]
     assert df["quantity"].tolist() == [float(trades[i][3]) for i in order]

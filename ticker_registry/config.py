@@ -283,6 +283,7 @@ def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -
 
 
 _ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _VERSION_ALIAS = re.compile(r"[vV]\d+")
 
 
@@ -345,6 +346,11 @@ def _validate(cfg: Config, *, source: str) -> None:
             raise ConfigError(
                 f"invalid config value {key}={alias!r} in {source}; an alias is 1-255 letters, "
                 "digits, '_' or '-', and not 'latest' or v<number> (MLflow reserves those)")
+    if not _NAMESPACE.fullmatch(cfg.namespace):
+        raise ConfigError(
+            f"invalid config value namespace={cfg.namespace!r} in {source}; a namespace is 1-100 "
+            "letters, digits, '_' or '-' (it prefixes registered model names and is used in "
+            "registry searches, where characters such as '%' would match other namespaces)")
     if cfg.production_alias == cfg.staging_alias:
         raise ConfigError(f"production_alias and staging_alias are both "
                           f"{cfg.production_alias!r} in {source}; give them different names")

@@ -363,6 +363,10 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
     qty = np.empty(n)
     side = np.empty(n)
     for i, event in enumerate(events):
+        if not isinstance(event, Mapping):
+            raise SampleValidationError(
+                f"order event {i} is a {type(event).__name__} ({event!r:.120}), not a mapping; each "
+                "event is a dict with timestamp, price, quantity (or amount) and side")
         try:
             ts[i] = to_epoch_ns(event["timestamp"])
             price[i] = event["price"]
@@ -370,7 +374,7 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
             side[i] = _to_side(event["side"])
         except (KeyError, TypeError, ValueError) as exc:
             raise SampleValidationError(
-                f"order event {i} {dict(event)!r} is not a trade: {exc}; each event needs "
+                f"order event {i} {dict(event)!r:.300} is not a trade: {exc}; each event needs "
                 "timestamp (epoch s/ms/us/ns or a datetime), price, quantity (or amount) and side "
                 "('buy'/'sell' or +1/-1)") from None
     if np.any(np.diff(ts) < 0):
@@ -402,10 +406,20 @@ def live_feature_vector(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame
     ts, price, qty, side = _event_arrays(order_events, spec.sequence_length)
     row = _window_features(ts, price, qty, side, spec)
     if market_data:
+        if not isinstance(market_data, Mapping):
+            raise SampleValidationError(
+                f"market_data is a {type(market_data).__name__} ({market_data!r:.120}); pass a "
+                "dict with bid, ask and optionally bid_size, ask_size, or None")
         quote = []
         for key in _MARKET_KEYS:
             value = market_data.get(key)
-            quote.append(np.array([np.nan if value is None else float(value)]))
+            try:
+                number = np.nan if value is None else float(value)
+            except (TypeError, ValueError):
+                raise SampleValidationError(
+                    f"market_data[{key!r}] is {value!r:.80}, not a number; give bid, ask, bid_size "
+                    "and ask_size as numbers (or leave them out)") from None
+            quote.append(np.array([number]))
         _apply_market(row, price[-1:], *quote)
     return row[0]
 

@@ -47,15 +47,24 @@ def _feature_values(features: Any) -> list[Any]:
                 f"{_N} FEATURE_NAMES columns")
         features = {k: features[k].iloc[0] for k in features.columns}
     elif isinstance(features, pd.Series):
+        if features.index.has_duplicates:
+            repeated = sorted({str(k) for k in features.index[features.index.duplicated()]})[:5]
+            raise SampleValidationError(
+                f"features Series repeats the label(s) {repeated!r}; give each of the {_N} "
+                "FEATURE_NAMES once")
         features = dict(features.items())
     if isinstance(features, Mapping):
+        if len(features) > 4 * _N:
+            raise SampleValidationError(
+                f"features mapping has {len(features):,} keys; give exactly the {_N} names of "
+                "FEATURE_NAMES")
         names = list(features)
         missing = [n for n in FEATURE_NAMES if n not in features]
         extra = [n for n in names if n not in FEATURE_NAMES]
         if missing or extra:
             raise SampleValidationError(
-                f"features do not match the feature spec: missing {missing!r}, unexpected "
-                f"{extra!r}; give exactly the {_N} names of FEATURE_NAMES (any order)")
+                f"features do not match the feature spec: missing {missing!r:.300}, unexpected "
+                f"{extra!r:.300}; give exactly the {_N} names of FEATURE_NAMES (any order)")
         return [features[n] for n in FEATURE_NAMES]
     if isinstance(features, np.ndarray):
         if features.ndim != 1 or features.shape[0] != _N:

@@ -158,8 +158,24 @@ _FIX_HINT = "; fix or remove that row, or pass errors='skip' to drop malformed r
 
 
 def _assemble(raw: RawTrades, parsed: dict[str, Any], keep: np.ndarray) -> pd.DataFrame:
+    ids = to_int64_exact(as_array(raw.trade_id)[keep]) if raw.trade_id is not None else None
+    if ids is not None and ids.size > 1:
+        # one canonical form whatever the file's order: by time, then trade id; a trade id
+        # seen twice is one trade (kept once, with a warning saying how many were dropped)
+        order = np.lexsort((ids, parsed["timestamp"][keep]))
+        sorted_ids = ids[order]
+        first = np.ones(order.size, dtype=bool)
+        _, first_pos = np.unique(sorted_ids, return_index=True)
+        first[:] = False
+        first[first_pos] = True
+        dropped = int(order.size - first.sum())
+        if dropped:
+            logger.warning("%s: dropped %d duplicated trade(s) (a trade_id seen more than once; "
+                           "the first is kept)", raw.label, dropped)
+            order = order[first]
+    else:
+        order = np.argsort(parsed["timestamp"][keep], kind="stable")
     ts = parsed["timestamp"][keep]
-    order = np.argsort(ts, kind="stable")
     price = parsed["price"][keep][order]
     if raw.side is None:
         side = infer_side_tick_rule(price)
@@ -179,7 +195,7 @@ def _assemble(raw: RawTrades, parsed: dict[str, Any], keep: np.ndarray) -> pd.Da
             "side": side.astype(np.int8),
             "trade_id": trade_id,
         },
-        index=pd.RangeIndex(ts.size),
+        index=pd.RangeIndex(order.size),
     )
 
 

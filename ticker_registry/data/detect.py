@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -98,6 +99,18 @@ def load_source(path: str | PathLike[str]) -> Source:
     """
     p = Path(path)
     try:
+        mode = p.stat().st_mode
+    except FileNotFoundError as exc:
+        raise TradeDataError(f"trade file {str(p)!r} does not exist; check the path") from exc
+    except OSError as exc:
+        raise TradeDataError(f"cannot read trade file {str(p)!r}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise TradeDataError(f"{str(p)!r} is a directory; pass a trade file inside it")
+    if not stat.S_ISREG(mode):
+        # a FIFO or device would block the read for ever or never end
+        raise TradeDataError(f"{str(p)!r} is not a regular file (a pipe, socket or device); "
+                             "save the trades to a file and pass its path")
+    try:
         data = p.read_bytes()
     except FileNotFoundError as exc:
         raise TradeDataError(
@@ -121,9 +134,24 @@ def load_source(path: str | PathLike[str]) -> Source:
     return Source(data=data, label=label, inner_name=inner)
 
 
+#: Largest decompressed trade file read (bytes): about 20 million trades of CSV. A zip or
+#: gzip that inflates beyond it is refused before it exhausts memory.
+MAX_TRADE_BYTES = 2 << 30
+
+
+def _too_large(label: str) -> TradeDataError:
+    return TradeDataError(
+        f"{label} decompresses to more than {MAX_TRADE_BYTES / 2**30:.0f} GiB; split the trades "
+        "into smaller files (one per day, as Binance publishes them)")
+
+
 def _gunzip(data: bytes, label: str) -> bytes:
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            out = stream.read(MAX_TRADE_BYTES + 1)
+        if len(out) > MAX_TRADE_BYTES:
+            raise _too_large(label)
+        return out
     except (OSError, EOFError, zlib.error) as exc:
         raise TradeDataError(
             f"{label} is a damaged or truncated gzip file ({exc}); download it again"
@@ -143,7 +171,14 @@ def _unzip(data: bytes, label: str) -> tuple[str, bytes]:
                     f"({[m.filename for m in members][:5]!r}); expected exactly one "
                     "trade CSV as Binance publishes it — extract the one you want"
                 )
-            return members[0].filename, archive.read(members[0])
+            member = members[0]
+            if member.file_size > MAX_TRADE_BYTES:
+                raise _too_large(label)
+            with archive.open(member) as stream:
+                out = stream.read(MAX_TRADE_BYTES + 1)
+            if len(out) > MAX_TRADE_BYTES:
+                raise _too_large(label)
+            return member.filename, out
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error,
             NotImplementedError, RuntimeError) as exc:
         raise TradeDataError(
