@@ -132,6 +132,9 @@ class Config:
     - ``skill_drop_threshold`` [null]: live accuracy below which a retrain is
       triggered early.
     - ``registry_timeout`` [10.0] seconds: deadline of one registry request.
+    - ``close_timeout`` [300] seconds: how long a closing manager (or the interpreter
+      exiting) waits for an in-flight training before abandoning it; its samples stay
+      for the next process.
     - ``symbol`` [null]: the strategy's ticker.
     """
 
@@ -169,6 +172,8 @@ class Config:
                                                 high=1, optional=True)
     registry_timeout: float = _field(10.0, (int, float), "seconds per registry request", low=0,
                                      low_open=True)
+    close_timeout: float = _field(300.0, (int, float), "seconds a closing manager waits for a "
+                                  "training", low=0, high=24 * 3600)
     symbol: str | None = _field(None, str, "strategy ticker", optional=True)
 
     def __post_init__(self) -> None:

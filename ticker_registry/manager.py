@@ -130,7 +130,8 @@ class SyncTickerModelManager:
                                 max_size=self.config.max_cached_models,
                                 refresh_interval=self.config.refresh_interval)
         self.retraining = RetrainScheduler(self.config, self.samples, self.retrain,
-                                           self.cache.peek)
+                                           self.cache.peek, self._release_lease)
+        self._resumed: set[str] = set()
         self._names: dict[str, str] = {}
         self._specs: dict[str, FeatureSpec] = {}
         self._owner = f"{HOST_ID}:{os.getpid()}"  # doctor can tell whether it still runs
@@ -165,8 +166,30 @@ class SyncTickerModelManager:
                 for s in self.registry.search_models() if alias in s.aliases}
 
     def get_or_create_model(self, ticker: str) -> ServedModel:
-        """The ticker's serving entry: its production version, or an untrained entry."""
-        return self.cache.get(self._ticker(ticker))
+        """The ticker's serving entry: its production version, or an untrained entry.
+
+        The first use of a ticker in this process also resumes a training that is
+        due (samples that crossed the threshold in a process that has since exited).
+        """
+        name = self._ticker(ticker)
+        entry = self.cache.get(name)
+        self._resume_due(name, entry)
+        return entry
+
+    def _resume_due(self, name: str, entry: ServedModel | None) -> None:
+        if not self.auto_retrain or name in self._resumed:
+            return
+        self._resumed.add(name)
+        try:
+            self.retraining.maybe_schedule(name, entry)
+        except TickerRegistryError as exc:  # serving never fails for the sample store
+            log.warning("cannot check whether %s is due for training: %s", name, exc)
+
+    def _release_lease(self, name: str, thread_ident: int) -> None:
+        try:
+            self.samples.release_lease(name, f"{self._owner}:{thread_ident}")
+        except TickerRegistryError as exc:
+            log.warning("cannot release the training lease of %s: %s", name, exc)
 
     def predict_for_ticker(self, ticker: str,
                            order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
@@ -410,6 +433,7 @@ class SyncTickerModelManager:
                 name = self._ticker(raw)
                 self.cache.invalidate(name)
                 entry = self.cache.get(name)
+                self._resume_due(name, entry)
                 if entry.model is None or entry.version is None:
                     raise ModelNotFoundError(f"{name} has no production version")
                 folder = self.registry.download_native(self.registry.get_version(name, entry.version))
@@ -506,8 +530,10 @@ class SyncTickerModelManager:
         return diagnose(self, repair=repair)
 
     def close(self) -> None:
-        """Finish scheduled retraining, stop the refresher, release the stores."""
-        self.retraining.shutdown()
+        """Finish scheduled retraining (at most ``close_timeout`` seconds: past it the training
+        is abandoned and its samples stay for the next process), stop the refresher, release
+        the stores."""
+        self.retraining.shutdown(timeout=self.config.close_timeout)
         self.cache.close()
         self.samples.close()
 

@@ -9,15 +9,29 @@ live metrics), at most one per ticker in this process; the sample store's
 lease extends that to every process. A failed training is retried no sooner
 than ``RETRY_BACKOFF_S`` later, so an outage does not turn every new sample
 into a doomed training.
+
+Exits. A script that stores the sample crossing ``min_training_samples`` and
+then ends must still get its version: at interpreter exit, before the standard
+library refuses new thread-pool work (which MLflow needs to write artifacts),
+the scheduler waits up to ``close_timeout`` seconds for the in-flight training
+to finish; past that it abandons it cleanly (one warning, no traceback, the
+lease released), and the samples stay claimed-but-unconsumed for the next
+process, which resumes every due training on first use of the ticker. The
+worker is our own daemon thread rather than a ``ThreadPoolExecutor`` because
+the executor's threads are joined only after that refusal flag is set, so an
+abandoned training could neither finish nor be left behind.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from .cache import ServedModel
@@ -45,23 +59,45 @@ class RetrainScheduler:
     """
 
     def __init__(self, config: Config, samples: SampleStore, retrain: Callable[[str], Any],
-                 peek: Callable[[str], ServedModel | None]) -> None:
+                 peek: Callable[[str], ServedModel | None],
+                 abandon: Callable[[str, int], None] | None = None) -> None:
         self.config = config
         self.samples = samples
         self._retrain = retrain
         self._peek = peek
-        self._executor: ThreadPoolExecutor | None = None
+        self._abandon = abandon
+        self._jobs: queue.Queue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = \
+            queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._running: str | None = None  # ticker of the training in progress
         self._inflight: dict[str, Future[Any]] = {}
         self._retry_after: dict[str, float] = {}
         self._lock = threading.RLock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn`` on the background thread (created on first use)."""
+        future: Future[Any] = Future()
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="ticker-registry-bg")
-            return self._executor.submit(fn, *args)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="ticker-registry-bg",
+                                                daemon=True)
+                self._thread.start()
+                _at_early_exit(self)
+            self._jobs.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # the future carries it to whoever waits
+                future.set_exception(exc)
 
     def due(self, ticker: str, entry: ServedModel | None) -> bool:
         unconsumed = self.samples.count(ticker, unconsumed=True)
@@ -95,6 +131,7 @@ class RetrainScheduler:
             self._inflight[ticker] = self.submit(self._run, ticker)
 
     def _run(self, ticker: str) -> Any:
+        self._running = ticker
         try:
             outcome = self._retrain(ticker)
             if self.due(ticker, self._peek(ticker)):
@@ -106,6 +143,8 @@ class RetrainScheduler:
                         ticker, RETRY_BACKOFF_S, exc)
         except Exception:
             log.exception("retraining %s failed, samples kept for the next attempt", ticker)
+        finally:
+            self._running = None
         self._retry_after[ticker] = time.monotonic() + RETRY_BACKOFF_S
         return None
 
@@ -115,9 +154,57 @@ class RetrainScheduler:
             futures = list(self._inflight.values())
         return [o for o in (f.result(timeout=timeout) for f in futures) if o is not None]
 
-    def shutdown(self) -> None:
-        """Let scheduled work finish, then stop the background thread."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Let scheduled work finish (at most ``timeout`` seconds), then stop the thread.
+
+        Work still running after ``timeout`` is abandoned: a warning names the
+        ticker, its lease is released, and its samples stay for the next process.
+        """
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+            thread, self._thread = self._thread, None
+            futures = list(self._inflight.values())
+        if thread is None:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for future in futures:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future.result(timeout=left)
+            except FutureTimeout:
+                break
+            except BaseException:  # already logged by _run
+                pass
+        running = self._running
+        if running is not None and thread.is_alive():
+            log.warning("closing while retraining %s (over %s s): abandoned; its samples stay "
+                        "unconsumed and the next process that uses %s trains them", running,
+                        timeout, running)
+            if self._abandon is not None and thread.ident is not None:
+                self._abandon(running, thread.ident)
+            return
+        self._jobs.put(None)
+        thread.join(timeout=5.0)
+
+
+def _at_early_exit(scheduler: RetrainScheduler) -> None:
+    """Close ``scheduler`` at interpreter exit, before thread pools refuse new work."""
+    ref = weakref.ref(scheduler)
+    # Modules that register thread-exit hooks when first imported cannot be imported once
+    # shutdown has begun; a training's lazy imports (joblib/loky) would fail: import it now.
+    import concurrent.futures.process  # noqa: F401
+
+    def close() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.shutdown(timeout=alive.config.close_timeout)
+
+    register = getattr(threading, "_register_atexit", None)  # runs before concurrent.futures'
+    if register is not None:
+        try:
+            register(close)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+    import atexit
+
+    atexit.register(close)
