@@ -28,6 +28,9 @@ def config(quick: bool, **changes: Any) -> Any:
     from ticker_registry import Config
 
     base = dict(QUICK_CONFIG) if quick else {}
+    # the synthetic market is built around 1000-quote large orders (its docstring): a fixed
+    # threshold keeps every benchmark's recipe the same instead of 'auto' per data slice
+    base.setdefault("large_order_threshold", 1000)
     base.update(refresh_interval=0, **changes)  # no background refresher in timed code
     return Config.from_dict(base)
 
