@@ -306,3 +306,16 @@ def test_evaluate_prints_the_walk_forward_table_and_writes_nothing(store, tmp_pa
         assert row["serves"] == "model" or row["serves"].startswith("baseline")
         assert len(row["fold_skill"]) == (5 if row["evaluable"] else 0)
     assert not empty.exists()  # nothing registered, no store created
+
+
+@pytest.mark.parametrize("command", [["status"], ["best"], ["versions", "ETHUSDT"],
+                                     ["compare", "ETHUSDT", "1", "2"], ["doctor"],
+                                     ["report", "--out", "r.html"], ["export", "--all", "--dir", "b"],
+                                     ["cleanup", "--dry-run"], ["preload", "--tickers", "ETHUSDT"]])
+def test_read_commands_on_an_empty_folder_leave_it_empty(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: no model store at sqlite:///"), result.output
+    assert "ticker-registry train" in result.output and len(result.output.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -14,12 +14,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
 from .. import __version__
 from ..exceptions import TickerRegistryError
+from ..redaction import redact_uri
 
 __all__ = ["CliError", "cli", "emit", "format_option", "main", "pass_context", "progress"]
 
@@ -65,14 +67,42 @@ class Context:
 
         return load_config(self.config_path)
 
-    def manager(self) -> Any:
-        """The synchronous manager on the chosen store (built once per command)."""
+    def manager(self, *, read_only: bool = False) -> Any:
+        """The synchronous manager on the chosen store (built once per command).
+
+        ``read_only``: the command only reads, so a store that does not exist yet is an
+        error (exit 1) instead of an empty store created as a side effect.
+        """
+        if read_only:
+            self.require_store()
         if self._manager is None:
             from ..manager import SyncTickerModelManager
 
             self._manager = SyncTickerModelManager(self.config(), self.models_dir,
                                                    self.tracking_uri, auto_retrain=False)
         return self._manager
+
+
+    def store_uri(self) -> str:
+        """The tracking URI the command uses (as the library resolves it)."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        directory = Path(self.models_dir or "mlruns").absolute()
+        return f"sqlite:///{directory / 'mlflow.db'}"
+
+    def require_store(self) -> None:
+        """Refuse, in one line, to read an embedded store that does not exist."""
+        uri = self.store_uri()
+        if not uri.startswith("sqlite:///"):
+            return  # a server or another database: reading it creates nothing here
+        path = Path(uri[len("sqlite:///"):])
+        if not path.is_file():
+            raise CliError(
+                f"no model store at {redact_uri(uri)}: nothing to read. Create one with "
+                "`ticker-registry train --ticker T --trades FILE` (or `ticker-registry demo`), or "
+                "point --models-dir / --tracking-uri at an existing store")
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -151,7 +151,7 @@ def status(ctx: Context, fmt: str) -> None:
     Example:
       ticker-registry status --format csv > status.csv
     """
-    manager = ctx.manager()
+    manager = ctx.manager(read_only=True)
     if fmt == "json":
         emit([], fmt, json_value=manager.metadata())
         return
@@ -169,7 +169,7 @@ def metadata(ctx: Context, out: str | None) -> None:
     Example:
       ticker-registry metadata --out model_metadata.json
     """
-    text = json.dumps(ctx.manager().metadata(), indent=2)
+    text = json.dumps(ctx.manager(read_only=True).metadata(), indent=2)
     if out:
         Path(out).write_text(text + "\n")
         click.echo(f"wrote {out}", err=True)
@@ -188,7 +188,7 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
     Example:
       ticker-registry versions ETHUSDT
     """
-    rows = ctx.manager().versions(ticker)
+    rows = ctx.manager(read_only=True).versions(ticker)
     if fmt != "json":
         for row in rows:
             row["moves"] = "; ".join(row["moves"])
@@ -209,7 +209,7 @@ def compare(ctx: Context, ticker: str, v1: int, v2: int, fmt: str) -> None:
     Example:
       ticker-registry compare ETHUSDT 1 2
     """
-    emit(ctx.manager().compare(ticker, v1, v2), fmt)
+    emit(ctx.manager(read_only=True).compare(ticker, v1, v2), fmt)
 
 
 @cli.command()
@@ -227,7 +227,7 @@ def best(ctx: Context, metric: str, n: int, fmt: str) -> None:
     Example:
       ticker-registry best --metric impact_mse -n 5
     """
-    emit(ctx.manager().best(metric, n), fmt, columns=["rank", "ticker", "version", "metric",
+    emit(ctx.manager(read_only=True).best(metric, n), fmt, columns=["rank", "ticker", "version", "metric",
                                                        "value"])
 
 
@@ -284,7 +284,7 @@ def ui(ctx: Context, host: str, port: int) -> None:
     Example:
       ticker-registry ui --port 5000
     """
-    uri = ctx.manager().tracking_uri
+    uri = ctx.manager(read_only=True).tracking_uri
     if uri.startswith(("http:", "https:")):
         click.echo(f"this store is served by {uri}; open it in a browser")
         return

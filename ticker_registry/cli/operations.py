@@ -49,7 +49,7 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
             raise click.UsageError("--all exports every ticker into --dir; drop --ticker/--file")
         if not directory:
             raise click.UsageError("--all needs --dir D")
-        manager = ctx.manager()
+        manager = ctx.manager(read_only=True)
         total = len(manager.registry.search_models())
         with progress(range(total), label="exporting", length=total, quiet=ctx.quiet) as bar:
             results = manager.export_all(directory, which=which,
@@ -63,7 +63,7 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
         raise click.UsageError("give --ticker T and --file F (or --all --dir D)")
     if version and alias:
         raise click.UsageError("give --version N or --alias A, not both")
-    manifest = ctx.manager().export(ticker, file, version or alias)
+    manifest = ctx.manager(read_only=True).export(ticker, file, version or alias)
     data = _plain(manifest)
     emit([{"file": file, "ticker": data.get("ticker"), "version": data.get("model_version"),
            "members": len(data.get("members", []))}], fmt)
@@ -106,7 +106,7 @@ def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: 
     names = [v for item in (*tickers, *more) for v in item.replace(",", " ").split() if v]
     if not names:
         raise click.UsageError("give the tickers: --tickers ETHUSDT,BTCUSDT")
-    results = ctx.manager().preload(names)
+    results = ctx.manager(read_only=True).preload(names)
     emit([r.to_dict() for r in results], fmt,
          columns=["ticker", "ok", "version", "seconds", "size_bytes", "error"])
     failed = [r.ticker for r in results if not r.ok]
@@ -132,7 +132,8 @@ def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None, dry_run
     Example:
       ticker-registry cleanup --days 30 --keep-last 2 --dry-run
     """
-    report = ctx.manager().cleanup(days=days, keep_last=keep_last, ticker=ticker, dry_run=dry_run)
+    report = ctx.manager(read_only=dry_run).cleanup(days=days, keep_last=keep_last, ticker=ticker,
+                                                    dry_run=dry_run)
     rows = [{"action": "would delete" if dry_run else "deleted", **r} for r in report.deleted]
     rows += [{"action": "keep", **r} for r in report.kept]
     emit(rows, fmt, columns=["action", "ticker", "version", "reason"])
@@ -153,7 +154,7 @@ def doctor(ctx: Context, repair: bool, fmt: str) -> None:
     Example:
       ticker-registry doctor --repair
     """
-    findings = ctx.manager().doctor(repair=repair)
+    findings = ctx.manager(read_only=not repair).doctor(repair=repair)
     emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
     open_ = [f for f in findings if not f.action]
     if open_:

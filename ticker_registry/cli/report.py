@@ -22,6 +22,6 @@ def report(ctx: Context, out: str) -> None:
     """
     from ..report import write_report
 
-    path = write_report(ctx.manager().registry, out)
+    path = write_report(ctx.manager(read_only=True).registry, out)
     if not ctx.quiet:
         click.echo(f"wrote {path}", err=True)
