@@ -319,3 +319,11 @@ def test_read_commands_on_an_empty_folder_leave_it_empty(tmp_path, monkeypatch, 
     assert result.output.startswith("Error: no model store at sqlite:///"), result.output
     assert "ticker-registry train" in result.output and len(result.output.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_doctor_says_healthy_and_dry_run_names_the_flag(store):
+    result = invoke(store, "doctor")
+    assert result.output.strip() == \
+        "healthy: no problem found in the registry, the artifacts or the sample store"
+    plan = invoke(store, "cleanup", "--dry-run", "--days", "0", "--keep-last", "1")
+    assert "without --dry-run" in plan.output and "without dry_run " not in plan.output

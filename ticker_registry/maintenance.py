@@ -68,7 +68,8 @@ class CleanupReport:
                          f"{', '.join(self.deleted_models)}.")
         gc = f"mlflow gc --backend-store-uri {self.backend_store_uri}"
         if self.dry_run:
-            lines.append("Dry run: nothing was changed. Run again without dry_run to delete; "
+            lines.append("Dry run: nothing was changed. Run again without --dry-run (in Python: "
+                         "dry_run=False) to delete; "
                          f"then reclaim artifact space with `{gc}`.")
         elif self.deleted:
             lines.append(f"The runs and LoggedModels of deleted versions are marked deleted; their "

@@ -155,7 +155,10 @@ def doctor(ctx: Context, repair: bool, fmt: str) -> None:
       ticker-registry doctor --repair
     """
     findings = ctx.manager(read_only=not repair).doctor(repair=repair)
-    emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
+    if not findings and fmt == "table":
+        click.echo("healthy: no problem found in the registry, the artifacts or the sample store")
+    else:
+        emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
     open_ = [f for f in findings if not f.action]
     if open_:
         raise CliError(f"{len(open_)} problem(s) found; run `ticker-registry doctor --repair` "
