@@ -72,7 +72,10 @@ def test_version():
 
 def test_status_formats(store):
     table = invoke(store, "status").output
-    assert "ETHUSDT" in table and "production" in table
+    assert "ETHUSDT" in table and "serves F/I/T" in table
+    assert max(len(line) for line in table.splitlines()) <= 100  # fits a 100-column terminal
+    wide = invoke(store, "status", "--wide").output
+    assert "baseline_flow_type_accuracy" in wide and "production" in wide
     data = json.loads(invoke(store, "status", "--format", "json").stdout)
     assert set(data) == {"ETHUSDT", "BTCUSDT", "ADAUSDT"}
     assert set(data["ETHUSDT"]["performance_metrics"]) == {

@@ -114,7 +114,9 @@ def _classify(exc: BaseException, uri: str) -> RegistryError:
     if isinstance(exc, MlflowException):
         code = getattr(exc, "error_code", "")
         if code == "RESOURCE_DOES_NOT_EXIST":
-            return ModelNotFoundError(first)
+            return ModelNotFoundError(
+                f"not found in the registry at {uri}: {redact_text(first[:300])} (MLflow); "
+                "`ticker-registry status` lists the tickers and versions there")
         if code == "RESOURCE_ALREADY_EXISTS":
             error = RegistryError(first)
             error.already_exists = True  # type: ignore[attr-defined]

@@ -85,11 +85,15 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
         outcomes = train_many(manager, jobs, workers=workers, executor=executor,
                               scheduler=scheduler, bar=bar)
     rows = outcomes
+    from ..evaluation import served_skill_score
+
     for row in rows:
         metrics = row.pop("metrics")
-        row.update({k: metrics.get(k) for k in ("flow_type_accuracy", "impact_mse")})
-    emit(rows, fmt, columns=["ticker", "version", "created", "alias", "promoted",
-                             "flow_type_accuracy", "impact_mse", "reason"])
+        row["skill_score"] = served_skill_score(metrics)
+        row.update({k: metrics.get(k) for k in ("skill_flow_type", "skill_impact",
+                                                "skill_time_to_execution")})
+    emit(rows, fmt, columns=["ticker", "version", "created", "alias", "promoted", "skill_score",
+                             "reason"])
 
 
 @cli.command()
@@ -139,12 +143,31 @@ def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str
                    f"1 - loss/baseline loss, significant at alpha={cfg.skill_alpha:g}")
 
 
+#: The default status table: fits 100 columns for ordinary tickers (--wide shows everything).
+STATUS_NARROW = ["ticker", "prod", "staging", "versions", "model", "skill", "serves F/I/T",
+                 "samples", "last_trained"]
+
+
+def _narrow(row: dict[str, Any]) -> dict[str, Any]:
+    serving = row.get("serving") or ""
+    served = "/".join("M" if part.endswith("=model") else "B" for part in serving.split(", ")
+                      if part)
+    last = row.get("last_trained") or ""
+    return {"ticker": row["ticker"], "prod": row["production"], "staging": row["staging"],
+            "versions": row["versions"], "model": row["model_type"], "skill": row["skill_score"],
+            "serves F/I/T": served or None, "samples": row["total_samples"],
+            "last_trained": last[:16].replace("T", " ") or None}
+
+
 @cli.command()
+@click.option("--wide", is_flag=True, help="Every column (metrics, baselines, counters).")
 @format_option
 @pass_context
-def status(ctx: Context, fmt: str) -> None:
-    """Every ticker: aliases, headline metrics against baselines, training counters.
+def status(ctx: Context, wide: bool, fmt: str) -> None:
+    """Every ticker: aliases, served skill, what serves each head, training counters.
 
+    "serves F/I/T" says whether flow_type, impact and time_to_execution are served by
+    their Model or their Baseline; skill is the mean served skill over the three heads.
     `--format json` prints the seed's model_metadata.json schema.
 
     \b
@@ -155,7 +178,11 @@ def status(ctx: Context, fmt: str) -> None:
     if fmt == "json":
         emit([], fmt, json_value=manager.metadata())
         return
-    emit(manager.status(), fmt, columns=STATUS_COLUMNS)
+    rows = manager.status()
+    if fmt == "table" and not wide:
+        emit([_narrow(r) for r in rows], fmt, columns=STATUS_NARROW)
+        return
+    emit(rows, fmt, columns=STATUS_COLUMNS)
 
 
 @cli.command()
