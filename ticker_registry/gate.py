@@ -43,13 +43,16 @@ MIN_GATE_ROWS = 30
 
 
 def serving_summary(model: OrderFlowModel) -> str:
-    """'flow_type=model, impact=baseline(zero), ...' for reasons and descriptions."""
+    """'flow_type=model [skill +0.0632, z=4.09], impact=baseline(zero) [...], ...'."""
     parts = []
     for head in HEADS:
         source = model.serving_[head]
         evaluation = getattr(model, "evaluation_", {}).get(head)
         if source == "baseline" and evaluation is not None:
             source = f"baseline({evaluation.baseline})"
+        if evaluation is not None:
+            source += (f" [skill {evaluation.skill:+.4f}, z={evaluation.z:.2f}]"
+                       if evaluation.evaluable else " [not evaluable]")
         parts.append(f"{head}={source}")
     return ", ".join(parts)
 
