@@ -40,3 +40,26 @@ def test_async_twins_run_the_sync_methods(tmp_path):
             assert isinstance(await manager.doctor(), list)
 
     asyncio.run(scenario())
+
+
+def test_an_in_process_promotion_serves_with_its_run_and_logs_live_metrics(tmp_path):
+    from mlflow import MlflowClient
+
+    from ticker_registry import build_training_set
+    from ticker_registry.manager import LIVE_LOG_EVERY
+
+    manager = SyncTickerModelManager(QUICK, tmp_path, auto_retrain=False)
+    manager.get_or_create_model("ETHUSDT")  # cached, untrained
+    outcome = manager.train("ETHUSDT", make_trades(4000, seed=1))
+    entry = manager.cache.peek("ETHUSDT")
+    assert entry.version == outcome.version.version and entry.run_id == outcome.version.run_id
+    X, y = build_training_set(make_trades(3000, seed=9), manager.config)
+    for i in range(LIVE_LOG_EVERY):
+        manager.add_training_sample("ETHUSDT", X.iloc[i].to_numpy(), y["flow_type"].iloc[i],
+                                    y["impact"].iloc[i], y["time_to_execution"].iloc[i],
+                                    timestamp=X.index[i])
+    manager.retraining.shutdown(timeout=60)  # the live figures are logged off the sample path
+    history = MlflowClient(manager.tracking_uri).get_metric_history(entry.run_id,
+                                                                    "live_flow_type_accuracy")
+    assert [m.step for m in history] == [LIVE_LOG_EVERY]
+    manager.close()

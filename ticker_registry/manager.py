@@ -43,6 +43,7 @@ from .config import Config, load_config
 from .exceptions import (
     ModelNotFoundError,
     NotTrainedError,
+    PromotionConflictError,
     RegistryError,
     TickerRegistryError,
     TrainingDataError,
@@ -154,9 +155,13 @@ class SyncTickerModelManager:
         if version is None:
             return ServedModel(ticker, None, None, time.time())
         info = self.registry.get_version(ticker, version)
-        model = OrderFlowModel.load(self.registry.download_native(info))
+        return self._served(ticker, info, OrderFlowModel.load(self.registry.download_native(info)))
+
+    def _served(self, ticker: str, info: VersionInfo, model: OrderFlowModel) -> ServedModel:
+        """The one factory of serving entries: version, run (for live metrics), age from the
+        version's creation, live scoring."""
         created = pd.Timestamp(info.created_at).timestamp() if info.created_at else None
-        return ServedModel(ticker, version, model, time.time(), created,
+        return ServedModel(ticker, info.version, model, time.time(), created,
                            LivePerformance(model.baselines_, self.config.performance_window),
                            info.run_id)
 
@@ -367,12 +372,16 @@ class SyncTickerModelManager:
         # A version found by its key whose gate never moved an alias was registered by an
         # attempt that died before (or while) gating it: finish that attempt's work now.
         if created or not self.registry.gate_applied(ticker, info.version):
-            decision = self.registry.apply_gate(ticker, info.version, result.model,
-                                                result.X_valid, result.y_valid)
-            if decision.promoted and self.cache.peek(ticker) is not None:
-                self.cache.put(ServedModel(
-                    ticker, info.version, result.model, time.time(), time.time(),
-                    LivePerformance(result.model.baselines_, self.config.performance_window)))
+            try:
+                decision = self.registry.apply_gate(ticker, info.version, result.model,
+                                                    result.X_valid, result.y_valid)
+            except PromotionConflictError:
+                # another process registering the same training gated this version meanwhile:
+                # the same outcome, not an error
+                if not self.registry.gate_applied(ticker, info.version):
+                    raise
+            if decision is not None and decision.promoted and self.cache.peek(ticker) is not None:
+                self.cache.put(self._served(ticker, info, result.model))
         return TrainOutcome(ticker, info, created, decision)
 
     def train(self, ticker: str, trades: pd.DataFrame | None = None, *,
