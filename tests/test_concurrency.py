@@ -33,6 +33,7 @@ from ticker_registry import (
     Config,
     OrderFlowModel,
     PromotionConflictError,
+    SyncTickerModelManager,
     TickerRegistry,
 )
 from ticker_registry.records import TrainingLineage
@@ -197,3 +198,27 @@ def test_rollback_is_compare_and_set_against_what_the_caller_read(store):
     with pytest.raises(PromotionConflictError):
         registry.rollback(ticker, expected=seen)
     assert registry.production_version(ticker) == 3
+
+
+@pytest.mark.slow
+def test_three_processes_registering_the_same_training_all_succeed_alike(tmp_path):
+    worker = Path(__file__).parent / "_same_training_worker.py"
+    go = tmp_path / "go"
+    SyncTickerModelManager(QUICK, tmp_path / "store", auto_retrain=False).close()  # schema once
+    procs = [subprocess.Popen([sys.executable, str(worker), str(tmp_path / "store"), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert [r["error"] for r in results] == [None, None, None], results
+    assert {r["version"] for r in results} == {1}
+    assert sum(r["created"] for r in results) == 1
+    manager = SyncTickerModelManager(QUICK, tmp_path / "store", auto_retrain=False)
+    assert manager.registry.production_version("ETHUSDT") == 1
+    manager.close()
