@@ -402,6 +402,23 @@ def _xgb_tree(g: Good, out: Path) -> Path:
     return write(out / "xgb-tree.trbundle", standard(g, files=files))
 
 
+@case("xgboost_tree_cycle", "the nodes do not form a tree")
+def _xgb_cycle(g: Good, out: Path) -> Path:
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(g.files[HEAD]))
+    doc = json.loads(bytes(booster.save_raw("json")))
+    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
+    inner = [i for i, c in enumerate(tree["left_children"]) if c != -1 and i > 1]
+    target = tree["left_children"][0]  # an inner node near the top, an ancestor of deeper ones
+    tree["left_children"][inner[-1]] = target  # back up the tree: a cycle (or a shared child)
+    crafted = xgb.Booster()
+    crafted.load_model(bytearray(json.dumps(doc).encode()))
+    files = {**g.files, HEAD: bytes(crafted.save_raw("ubj"))}
+    return write(out / "xgb-cycle.trbundle", standard(g, files=files))
+
+
 @case("real_pickle_pkl", "is a Python pickle, not a ticker-registry bundle; pickles are "
                          "never loaded because they can run code")
 def _real_pickle(g: Good, out: Path) -> Path:

@@ -128,6 +128,29 @@ def _check_index_arrays(where: str, left: Any, right: Any, feature: Any, n_nodes
     if ((feature[inner] < 0) | (feature[inner] >= n_features)).any():
         raise ModelFormatError(f"{where}: a split feature index is out of range "
                                f"(0..{n_features - 1})")
+    _check_single_parents(where, np.concatenate([left[inner], right[inner]]), n_nodes)
+
+
+#: Most nodes one tree may have: far above what the hyperparameter bounds can grow
+#: (xgboost depth <= 16, lightgbm <= 4096 leaves) and what a default forest holds.
+MAX_TREE_NODES = 1 << 20
+
+
+def _check_single_parents(where: str, children: Any, n_nodes: int) -> None:
+    """Every node but the root is the child of exactly one node; the root of none.
+
+    With that, following children from the root can never come back to a node, so a
+    crafted cycle (a child pointing at an ancestor) cannot make a prediction loop for ever.
+    """
+    import numpy as np
+
+    if n_nodes > MAX_TREE_NODES:
+        raise ModelFormatError(f"{where}: {n_nodes:,} nodes; a tree of ours has at most "
+                               f"{MAX_TREE_NODES:,}")
+    parents = np.bincount(np.asarray(children, dtype=np.int64), minlength=n_nodes)
+    if parents[0] != 0 or (parents[1:] != 1).any():
+        raise ModelFormatError(f"{where}: the nodes do not form a tree (a node is the child of "
+                               "several nodes, of none, or the root is a child: a cycle)")
 
 
 def _check_xgb_trees(path: Path, n_features: int, n_classes: int) -> None:
@@ -185,6 +208,12 @@ def _check_lgb_trees(path: Path, n_features: int) -> None:
         for child in ints["left_child"] + ints["right_child"]:
             if not (0 < child < n if child >= 0 else ~child < leaves):
                 raise ModelFormatError(f"{path.name} tree {i}: a child index is out of range")
+        children = ints["left_child"] + ints["right_child"]
+        _check_single_parents(f"{path.name} tree {i} (inner nodes)",
+                              [c for c in children if c >= 0], n)
+        leaf_refs = sorted(~c for c in children if c < 0)
+        if leaf_refs != list(range(leaves)):
+            raise ModelFormatError(f"{path.name} tree {i}: the leaves are not each reached once")
         if any(not 0 <= s < n_features for s in ints["split_feature"]):
             raise ModelFormatError(f"{path.name} tree {i}: a split feature index is out of range")
 
