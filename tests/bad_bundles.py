@@ -387,36 +387,36 @@ def _skops(g: Good, out: Path) -> Path:
     return write(out / "skops-untrusted.trbundle", standard(g, manifest, files))
 
 
-@case("xgboost_tree_out_of_range", "a split feature index is out of range")
-def _xgb_tree(g: Good, out: Path) -> Path:
+def _craft_xgb_tree(g: Good, out: Path, name: str, edit: Callable[[dict], None]) -> Path:
+    """The good bundle with tree 0 of its flow_type head edited by ``edit`` (a JSON tree)."""
     import xgboost as xgb
 
     booster = xgb.Booster()
     booster.load_model(bytearray(g.files[HEAD]))
     doc = json.loads(bytes(booster.save_raw("json")))
-    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
-    tree["split_indices"][0] = 100_000  # predicting with this reads out of bounds
+    edit(doc["learner"]["gradient_booster"]["model"]["trees"][0])
     crafted = xgb.Booster()
     crafted.load_model(bytearray(json.dumps(doc).encode()))
     files = {**g.files, HEAD: bytes(crafted.save_raw("ubj"))}
-    return write(out / "xgb-tree.trbundle", standard(g, files=files))
+    return write(out / name, standard(g, files=files))
+
+
+@case("xgboost_tree_out_of_range", "a split feature index is out of range")
+def _xgb_tree(g: Good, out: Path) -> Path:
+    def edit(tree: dict) -> None:
+        tree["split_indices"][0] = 100_000  # predicting with this reads out of bounds
+
+    return _craft_xgb_tree(g, out, "xgb-tree.trbundle", edit)
 
 
 @case("xgboost_tree_cycle", "the nodes do not form a tree")
 def _xgb_cycle(g: Good, out: Path) -> Path:
-    import xgboost as xgb
+    def edit(tree: dict) -> None:
+        inner = [i for i, c in enumerate(tree["left_children"]) if c != -1 and i > 1]
+        # back up the tree to an inner node near the top: a cycle (or a shared child)
+        tree["left_children"][inner[-1]] = tree["left_children"][0]
 
-    booster = xgb.Booster()
-    booster.load_model(bytearray(g.files[HEAD]))
-    doc = json.loads(bytes(booster.save_raw("json")))
-    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
-    inner = [i for i, c in enumerate(tree["left_children"]) if c != -1 and i > 1]
-    target = tree["left_children"][0]  # an inner node near the top, an ancestor of deeper ones
-    tree["left_children"][inner[-1]] = target  # back up the tree: a cycle (or a shared child)
-    crafted = xgb.Booster()
-    crafted.load_model(bytearray(json.dumps(doc).encode()))
-    files = {**g.files, HEAD: bytes(crafted.save_raw("ubj"))}
-    return write(out / "xgb-cycle.trbundle", standard(g, files=files))
+    return _craft_xgb_tree(g, out, "xgb-cycle.trbundle", edit)
 
 
 @case("real_pickle_pkl", "is a Python pickle, not a ticker-registry bundle; pickles are "
