@@ -344,3 +344,14 @@ def test_per_fold_figures_are_stepped_run_metrics(registry, trained):
     assert [m.step for m in history] == [int(f["fold"]) for f in folds]
     assert [m.value for m in history] == pytest.approx([f["time_to_execution_loss"] for f in folds])
     assert client.get_run(info.run_id).data.params["cv_folds"] == "5"
+
+
+def test_views_survive_tags_set_by_hand(registry, trained):
+    info, _ = register(registry, trained[0])
+    client = MlflowClient(registry.tracking_uri)
+    for key, value in (("metric.note", "see notebook"), ("metric.bad", "nan"), ("note", "x" * 500)):
+        client.set_model_version_tag("order_flow.ETHUSDT", str(info.version), key, value)
+    rows = views.status(registry)
+    assert rows[0]["ticker"] == "ETHUSDT"
+    assert "note" not in registry.get_version("ETHUSDT", info.version).metrics
+    assert views.best(registry)[0]["ticker"] == "ETHUSDT"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -567,11 +568,10 @@ class TickerRegistry:
 
     def _version_info(self, mv: Any) -> VersionInfo:
         tags = dict(mv.tags or {})
-        metrics = {k[7:]: float(v) for k, v in tags.items() if k.startswith("metric.")}
         return VersionInfo(
             ticker=tags.get("ticker") or self.ticker_of(mv.name), name=mv.name,
             version=int(mv.version), run_id=mv.run_id, created_at=_ms_to_iso(mv.creation_timestamp),
-            aliases=tuple(mv.aliases or ()), metrics=metrics, tags=tags, source=mv.source,
+            aliases=tuple(mv.aliases or ()), metrics=_metric_tags(tags), tags=tags, source=mv.source,
             status=str(mv.status), description=mv.description or "")
 
     def load_model(self, ticker: str, version: int | str | None = None) -> OrderFlowModel:
@@ -675,6 +675,21 @@ def _download(artifact_uri: str, dst: Path, tracking_uri: str) -> None:
 
     mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(dst),
                                         tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _metric_tags(tags: dict[str, str]) -> dict[str, float]:
+    """The finite numeric ``metric.*`` tags; a tag set by hand in the UI (``metric.note=see
+    notebook``) is kept as a tag but never breaks a view."""
+    out = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number):
+                out[key[7:]] = number
+    return out
 
 
 def _with_aliases(info: VersionInfo, aliases: tuple[str, ...]) -> VersionInfo:
