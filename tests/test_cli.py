@@ -330,3 +330,26 @@ def test_doctor_says_healthy_and_dry_run_names_the_flag(store):
         "healthy: no problem found in the registry, the artifacts or the sample store"
     plan = invoke(store, "cleanup", "--dry-run", "--days", "0", "--keep-last", "1")
     assert "without --dry-run" in plan.output and "without dry_run " not in plan.output
+
+
+@pytest.mark.parametrize("content, word", [(b"", "empty"), (b"garbage " * 100, "not an SQLite")])
+def test_read_commands_refuse_a_damaged_store_in_one_line(tmp_path, monkeypatch, content, word):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlruns").mkdir()
+    (tmp_path / "mlruns" / "mlflow.db").write_bytes(content)
+    for command in (["status"], ["doctor"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1 and len(result.output.splitlines()) == 1, result.output
+        assert "is damaged" in result.output and word in result.output
+        assert "restore it from a backup" in result.output
+    assert (tmp_path / "mlruns" / "mlflow.db").read_bytes() == content
+    assert sorted(p.name for p in (tmp_path / "mlruns").iterdir()) == ["mlflow.db"]
+
+
+def test_trades_dir_matches_whole_ticker_names(tmp_path):
+    from ticker_registry.cli.models import _names_ticker
+
+    assert _names_ticker("BTCUSDT-trades-2024-08-08.csv", "BTCUSDT")
+    assert _names_ticker("btcusdt.csv", "BTCUSDT")
+    assert not _names_ticker("BTCUSDT-trades.csv", "BTC")
+    assert not _names_ticker("ETHUSDTX.csv", "ETHUSDT")

@@ -103,6 +103,13 @@ class Context:
                 f"no model store at {redact_uri(uri)}: nothing to read. Create one with "
                 "`ticker-registry train --ticker T --trades FILE` (or `ticker-registry demo`), or "
                 "point --models-dir / --tracking-uri at an existing store")
+        with path.open("rb") as head:
+            magic = head.read(16)
+        if magic != b"SQLite format 3\x00":
+            raise CliError(
+                f"the model store {redact_uri(uri)} is damaged: {path.name} is "
+                f"{'empty' if not magic else 'not an SQLite database'} ({path.stat().st_size} "
+                "bytes); restore it from a backup (nothing was read or changed)")
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -19,6 +19,15 @@ STATUS_COLUMNS = ["ticker", "production", "staging", "latest", "versions", "mode
                   "total_samples", "last_trained"]
 
 
+def _names_ticker(filename: str, ticker: str) -> bool:
+    """``BTCUSDT-trades.csv`` and ``btcusdt.csv`` belong to BTCUSDT; ``BTCUSDT-x`` not to BTC."""
+    upper = filename.upper()
+    if not upper.startswith(ticker):
+        return False
+    rest = upper[len(ticker):]
+    return not rest or not rest[0].isalnum()
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v for item in values for v in item.replace(",", " ").split() if v]
 
@@ -71,7 +80,7 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
     for raw in names:
         name = normalize_ticker(raw)
         found = paths if paths else sorted(str(p) for p in Path(trades_dir or ".").iterdir()
-                                           if p.is_file() and p.name.upper().startswith(name))
+                                           if p.is_file() and _names_ticker(p.name, name))
         if not found:
             raise CliError(f"no trade file for {name} in {trades_dir}; name files <TICKER>*")
         for path in found:
