@@ -157,7 +157,7 @@ STATUS_NARROW = ["ticker", "prod", "staging", "versions", "model", "skill", "ser
                  "samples", "last_trained"]
 
 
-def _narrow(row: dict[str, Any]) -> dict[str, Any]:
+def narrow_status_row(row: dict[str, Any]) -> dict[str, Any]:
     serving = row.get("serving") or ""
     served = "/".join("M" if part.endswith("=model") else "B" for part in serving.split(", ")
                       if part)
@@ -189,7 +189,7 @@ def status(ctx: Context, wide: bool, fmt: str) -> None:
         return
     rows = manager.status()
     if fmt == "table" and not wide:
-        emit([_narrow(r) for r in rows], fmt, columns=STATUS_NARROW)
+        emit([narrow_status_row(r) for r in rows], fmt, columns=STATUS_NARROW)
         return
     emit(rows, fmt, columns=STATUS_COLUMNS)
 

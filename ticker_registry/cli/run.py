@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ._base import Context, cli, emit, format_option, pass_context
-from .models import STATUS_COLUMNS
+from .models import STATUS_NARROW, narrow_status_row
 
 DEMO_TICKERS = ("ETHUSDT", "BTCUSDT", "ADAUSDT")
 DEMO_TRADES = 20_000
@@ -60,7 +60,7 @@ def demo(ctx: Context, directory: str, n_trades: int) -> None:
         click.echo("\nTrainings:")
         emit(rows, "table")
         click.echo("\nStatus:")
-        emit(manager.status(), "table", columns=STATUS_COLUMNS)
+        emit([narrow_status_row(r) for r in manager.status()], "table", columns=STATUS_NARROW)
         uri = manager.tracking_uri
     click.echo(f"\nStore: {uri}")
     click.echo(f"Open the MLflow UI:  ticker-registry --models-dir {models_dir} ui   "
