@@ -50,7 +50,7 @@ from .locking import TickerLock, store_init_lock
 from .model import OrderFlowModel, package_versions
 from .pyfunc_package import ARTIFACT_KEY, NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
 from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
-from .retry import translate_errors, with_retries
+from .retry import apply_http_deadlines, translate_errors, with_retries
 from .tickers import normalize_ticker
 
 __all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tracking_uri"]
@@ -153,6 +153,8 @@ class TickerRegistry:
                         client.search_experiments(max_results=1)
                         client.search_registered_models(max_results=1)
                 else:
+                    # a dead server fails within registry_timeout, not MLflow's ~4 minutes
+                    apply_http_deadlines(self.config.registry_timeout)
                     client = MlflowClient(tracking_uri=self.tracking_uri,
                                           registry_uri=self.tracking_uri)
                 self._client = client

@@ -146,6 +146,25 @@ def translate_errors(uri: str) -> Iterator[None]:
         raise
 
 
+def http_deadlines(timeout: float) -> dict[str, str]:
+    """The environment that bounds a request to an ``http(s)://`` registry (one rule for the
+    library, the CLI and the seed script): ``timeout`` seconds per HTTP attempt, no blind
+    re-sends by MLflow (ours are idempotent), and no new attempt after ``timeout`` seconds."""
+    return {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(round(timeout)))),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", DEADLINE_ENV: f"{timeout:g}"}
+
+
+def apply_http_deadlines(timeout: float) -> list[str]:
+    """Set :func:`http_deadlines` in the environment where the user has not; return the keys set.
+
+    MLflow reads these variables at each request and has no per-client setting, so the
+    process environment is the only place; a value the user set always wins.
+    """
+    added = [k for k in http_deadlines(timeout) if k not in os.environ]
+    os.environ.update({k: v for k, v in http_deadlines(timeout).items() if k in added})
+    return added
+
+
 def default_deadline() -> float:
     """The retry deadline: env ``TICKER_REGISTRY_RETRY_DEADLINE`` (seconds), else 30."""
     raw = os.environ.get(DEADLINE_ENV, "").strip()

@@ -114,6 +114,10 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 
+#: Seconds a CLI command allows a tracking server per request (and for retries): an
+#: interactive command fails fast; the library uses the config's registry_timeout.
+CLI_REGISTRY_TIMEOUT = 5.0
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                            "max_content_width": 100})
@@ -152,9 +156,9 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     # by MLflow (our retries are idempotent), no new attempt after 5 s; and MLflow's "View
     # run at" lines stay off stdout (it is ours: JSON, CSV).
     if tracking_uri and tracking_uri.lower().startswith(("http://", "https://")):
-        defaults.update({"MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-                         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-                         "TICKER_REGISTRY_RETRY_DEADLINE": "5",
+        from ..retry import http_deadlines
+
+        defaults.update({**http_deadlines(CLI_REGISTRY_TIMEOUT),
                          "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
     # Variables the user set win; ours are removed on exit so an in-process caller
     # (CliRunner) is left as it was.
