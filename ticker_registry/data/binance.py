@@ -71,22 +71,37 @@ def read_binance_agg(data: bytes, label: str, *, errors: str) -> pd.DataFrame:
             "pass the right fmt= if this is not a Binance aggTrades file"
         )
 
+    return read_binance_columns(data, label, names=names, header=header, errors=errors,
+                                time="transact_time", trade_id="agg_trade_id", quantity="quantity")
+
+
+def read_binance_columns(data: bytes, label: str, *, names: list[str], header: bool, errors: str,
+                         time: str, trade_id: str, quantity: str) -> pd.DataFrame:
+    """Read any Binance trade CSV whose time, id and quantity columns are named as given.
+
+    Prices are ``price`` and sides ``is_buyer_maker`` (true: the taker sold) in every
+    Binance layout; aggTrades and trades files differ only in these three names.
+    """
+    types: dict[str, pa.DataType | None] = {trade_id: pa.int64(), "price": pa.float64(),
+                                            quantity: pa.float64(), time: pa.int64(),
+                                            "is_buyer_maker": pa.bool_()}
+
     def build(columns: dict[str, np.ndarray], locations: np.ndarray | None, broken: list) -> RawTrades:
         return RawTrades(
             label=label,
             unit="line",
-            timestamp=columns["transact_time"],
+            timestamp=columns[time],
             price=columns["price"],
-            quantity=columns["quantity"],
+            quantity=columns[quantity],
             side=columns["is_buyer_maker"],
             side_kind="buyer_maker",
-            trade_id=columns["agg_trade_id"],
+            trade_id=columns[trade_id],
             locations=locations,
             broken=broken,
         )
 
     return read_csv_trades(
-        data, label, names=names, header=header, types=_TYPES, build=build, errors=errors
+        data, label, names=names, header=header, types=types, build=build, errors=errors
     )
 
 

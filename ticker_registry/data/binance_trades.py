@@ -22,14 +22,11 @@ seller was the aggressor, so side is -1.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ..exceptions import TradeDataError
-from ._common import RawTrades
-from ._tabular import first_line_fields, read_csv_trades, unique_names
-from .binance import binance_header_error
+from ._tabular import first_line_fields, unique_names
+from .binance import binance_header_error, read_binance_columns
 
 __all__ = ["BINANCE_SPOT_TRADES_COLUMNS", "read_binance_trades"]
 
@@ -72,31 +69,8 @@ def read_binance_trades(data: bytes, label: str, *, errors: str) -> pd.DataFrame
             f"({','.join(BINANCE_SPOT_TRADES_COLUMNS)}), got {len(fields)}: "
             f"{','.join(fields)[:60]!r}; pass the right fmt= if this is not a Binance trades file"
         )
-    types: dict[str, pa.DataType | None] = {
-        "id": pa.int64(),
-        "price": pa.float64(),
-        quantity: pa.float64(),
-        "time": pa.int64(),
-        "is_buyer_maker": pa.bool_(),
-    }
-
-    def build(columns: dict[str, np.ndarray], locations: np.ndarray | None, broken: list) -> RawTrades:
-        return RawTrades(
-            label=label,
-            unit="line",
-            timestamp=columns["time"],
-            price=columns["price"],
-            quantity=columns[quantity],
-            side=columns["is_buyer_maker"],
-            side_kind="buyer_maker",
-            trade_id=columns["id"],
-            locations=locations,
-            broken=broken,
-        )
-
-    return read_csv_trades(
-        data, label, names=names, header=header, types=types, build=build, errors=errors
-    )
+    return read_binance_columns(data, label, names=names, header=header, errors=errors,
+                                time="time", trade_id="id", quantity=quantity)
 
 
 def _quantity_column(label: str, fields: list[str], names: list[str]) -> str:
