@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticker", help="ticker for --action export")
     parser.add_argument("--tickers", nargs="+", help="tickers for --action preload")
     parser.add_argument("--file", help="bundle file for export / import")
+    parser.add_argument("--promote", action="store_true",
+                        help="import: serve at once if the ticker has no production version")
     parser.add_argument("--days", type=int, default=30, help="cleanup: versions older than this")
     parser.add_argument("--keep-last", type=int, default=2, help="cleanup: newest versions kept")
     parser.add_argument("--models-dir", default=None, help="embedded store folder (./mlruns)")
@@ -56,7 +58,7 @@ def _run(manager, args, parser) -> int:
     elif args.action == "import":
         if not args.file:
             parser.error("--action import needs --file")
-        result = manager.import_bundle(args.file)
+        result = manager.import_bundle(args.file, promote=args.promote)
         state = "imported as" if result.created else "already present as"
         print(f"{state} {result.version.ticker} version {result.version.version}")
     elif args.action == "preload":

@@ -629,7 +629,7 @@ def test_a_bundles_own_metrics_never_replace_production(env):
     """Writes (on a ticker of its own): untrusted claims must not move production."""
     forged = env.root / "forged.trbundle"
     _forge_metrics(env.f("bundle"), forged)
-    first = env.manager.import_bundle(env.f("bundle"), as_ticker="FORGEUSDT")
+    first = env.manager.import_bundle(env.f("bundle"), as_ticker="FORGEUSDT", promote=True)
     assert first.created and env.registry.production_version("FORGEUSDT") == first.version.version
     result = env.manager.import_bundle(forged, as_ticker="FORGEUSDT")  # passes verification
     assert result.created

@@ -197,7 +197,7 @@ def test_source_registry_never_carries_a_password():
 def test_round_trip_across_stores(source, registry, trained, tmp_path, scratch):
     name = tmp_path / "ethusdt_model_backup.pkl"  # the seed's name; the content is ours
     name.write_bytes(source.good.read_bytes())
-    result = import_bundle(registry, name)
+    result = import_bundle(registry, name, promote=True)
     assert result.created and result.version.version == 1
     assert result.decision.promoted and registry.production_version("ETHUSDT") == 1
     imported = registry.load_model("ETHUSDT")
@@ -227,8 +227,16 @@ def test_round_trip_across_stores(source, registry, trained, tmp_path, scratch):
     assert list(scratch.iterdir()) == []
 
 
+def test_an_import_lands_on_staging_unless_promoted(source, registry):
+    result = import_bundle(registry, source.good)  # a new ticker, but the bundle's claims
+    assert result.created and not result.decision.promoted
+    assert registry.production_version("ETHUSDT") is None
+    assert registry.resolve("ETHUSDT", "staging").version == result.version.version
+    assert "promote it explicitly" in result.decision.reason
+
+
 def test_imported_version_loads_with_plain_mlflow(source, registry, trained, monkeypatch):
-    import_bundle(registry, source.good)
+    import_bundle(registry, source.good, promote=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
     pyfunc = mlflow.pyfunc.load_model("models:/order_flow.ETHUSDT@production")
     X = trained[0].X_valid.iloc[:25].reset_index(drop=True)
@@ -237,7 +245,7 @@ def test_imported_version_loads_with_plain_mlflow(source, registry, trained, mon
 
 
 def test_reimport_is_idempotent_and_force_makes_a_new_version(source, registry):
-    first = import_bundle(registry, source.good)
+    first = import_bundle(registry, source.good, promote=True)
     before = registry_snapshot(registry)
     again = import_bundle(registry, source.good)
     assert not again.created and again.version.version == first.version.version

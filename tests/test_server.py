@@ -260,7 +260,7 @@ def test_bundle_round_trip_between_the_server_and_a_local_store(server_registry,
     local = TickerRegistry(quick_config, models_dir=tmp_path / "local")
     bundle = tmp_path / "eth.bundle"
     export_bundle(server_registry, "ETHUSDT", bundle)
-    imported = import_bundle(local, bundle)
+    imported = import_bundle(local, bundle, promote=True)
     assert imported.created and local.production_version("ETHUSDT") == imported.version.version
     X = trained[0].X_valid.iloc[:50]
     pd.testing.assert_frame_equal(local.load_model("ETHUSDT").predict(X),
@@ -270,7 +270,7 @@ def test_bundle_round_trip_between_the_server_and_a_local_store(server_registry,
     # and back: a local version into the server under another ticker
     back = tmp_path / "back.bundle"
     export_bundle(local, "ETHUSDT", back)
-    result = import_bundle(server_registry, back, as_ticker="BTCUSDT")
+    result = import_bundle(server_registry, back, as_ticker="BTCUSDT", promote=True)
     assert result.created and result.version.name == server_registry.model_name("BTCUSDT")
     pd.testing.assert_frame_equal(server_registry.load_model("BTCUSDT").predict(X),
                                   trained[0].model.predict(X))

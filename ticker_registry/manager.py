@@ -518,10 +518,13 @@ class SyncTickerModelManager:
         return export_all(self.registry, Path(directory), which=which, progress=progress)
 
     def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
-                      force: bool = False) -> Any:
+                      force: bool = False, promote: bool = False) -> Any:
+        """Verify and register a bundle; it lands on staging unless ``promote`` (and the
+        ticker has no production version): see :func:`ticker_registry.bundle.import_bundle`."""
         from .bundle import import_bundle
 
-        result = import_bundle(self.registry, Path(path), as_ticker=as_ticker, force=force)
+        result = import_bundle(self.registry, Path(path), as_ticker=as_ticker, force=force,
+                               promote=promote)
         self.cache.invalidate(result.version.ticker)
         return result
 

@@ -48,9 +48,14 @@ _TEST_LOADED: dict[str, list[float]] = {}
 
 
 def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
-                  as_ticker: str | None = None, force: bool = False) -> ImportResult:
-    """Verify a bundle, test-load its models in a subprocess, register and gate a new version.
+                  as_ticker: str | None = None, force: bool = False,
+                  promote: bool = False) -> ImportResult:
+    """Verify a bundle, test-load its models in a subprocess, register a new version.
 
+    The version lands on staging: a bundle's metrics are its own claims, so it is
+    served only after review and an explicit promotion, even for a ticker with no
+    production version. ``promote=True`` makes it production at once when the
+    ticker has none (it never replaces an existing production version).
     Importing the same file again returns the version it created (``created``
     False) unless ``force`` is true. ``as_ticker`` registers it under another
     ticker. Nothing is written to the registry unless every check passes.
@@ -91,7 +96,7 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
             ticker, model, lineage=lineage, idempotency_key=key,
             extra_tags=_import_tags(manifest, path.name, verified.sha256),
             description=_description(manifest, path.name))
-        decision = _place(registry, ticker, info.version, model) if created else None
+        decision = _place(registry, ticker, info.version, model, promote) if created else None
         return ImportResult(registry.get_version(ticker, info.version), created, manifest,
                             decision)
     finally:
@@ -156,19 +161,22 @@ def _check_same_prediction(model: OrderFlowModel, expected: list[float], file_na
                           "here than in the isolated test load")
 
 
-def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel) -> PromotionDecision:
-    """Where an imported version goes: production only if the ticker has none.
+def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
+           promote: bool) -> PromotionDecision:
+    """Where an imported version goes: staging, or production when asked and the ticker has none.
 
     A bundle's metrics are its own claims (``model.json``), not scores we
-    measured, so an import never replaces an existing production version: it
-    lands on staging and is promoted explicitly after review.
+    measured, so an import never replaces an existing production version, and
+    by default it is not served until promoted explicitly after review.
     """
     champion = registry.production_version(ticker)
-    if champion is None:
+    if champion is None and promote:
         return registry.apply_gate(ticker, version, model)
     staging = registry.config.staging_alias
     reason = ("imported versions never replace production automatically (their metrics are "
-              "the bundle's claims); promote it explicitly after review")
+              "the bundle's claims); promote it explicitly after review" if champion is not None
+              else "imported versions are served only after review: promote it explicitly "
+              "(or import with --promote)")
     registry.set_version_tag(ticker, version, "gate.decision", "staging")
     registry.set_version_tag(ticker, version, "gate.reason", reason)
     registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import")

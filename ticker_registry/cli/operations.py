@@ -74,16 +74,22 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
               help="Bundle written by `ticker-registry export`.")
 @click.option("--as-ticker", default=None, metavar="T", help="Register under another ticker.")
 @click.option("--force", is_flag=True, help="Register again even if this bundle was imported.")
+@click.option("--promote", is_flag=True,
+              help="Serve it at once if the ticker has no production version (default: staging).")
 @format_option
 @pass_context
-def import_cmd(ctx: Context, file: str, as_ticker: str | None, force: bool, fmt: str) -> None:
-    """Verify a bundle completely, then register it as a new version.
+def import_cmd(ctx: Context, file: str, as_ticker: str | None, force: bool, promote: bool,
+               fmt: str) -> None:
+    """Verify a bundle completely, then register it as a new version on staging.
+
+    A bundle's metrics are its own claims: promote the version after review, or give
+    --promote for a ticker that has no production version yet.
 
     \b
     Example:
       ticker-registry import --file ethusdt.trbundle --as-ticker ETHBTC
     """
-    result = ctx.manager().import_bundle(file, as_ticker=as_ticker, force=force)
+    result = ctx.manager().import_bundle(file, as_ticker=as_ticker, force=force, promote=promote)
     emit([{"ticker": result.version.ticker, "version": result.version.version,
            "created": result.created, "aliases": ",".join(result.version.aliases)}], fmt)
 
