@@ -43,6 +43,7 @@ A sample is checked by :func:`~ticker_registry.sample_validation.validate_sample
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -188,6 +189,7 @@ class SampleStore:
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        self._recorded_specs: set[str] = set()  # spec hashes this process has stored
 
     @property
     def url(self) -> str:
@@ -302,12 +304,15 @@ class SampleStore:
         ticker = normalize_ticker(ticker)
         row = _row(ticker, *validate_sample(features, flow_type, impact, time_to_execution),
                    event_time=event_time, spec_hash=spec_hash(spec) if spec else None)
+        new_spec = spec is not None and row["spec_hash"] not in self._recorded_specs
         with self._write(f"add a sample for {ticker}") as conn:
-            if spec is not None:
-                _remember_spec(conn, spec)
+            if new_spec:
+                _remember_spec(conn, spec)  # type: ignore[arg-type]
             key = conn.execute(sa.insert(_samples).values(**row)).inserted_primary_key
             assert key is not None  # an autoincrement insert always returns its key
-            return int(key[0])
+        if new_spec:
+            self._recorded_specs.add(row["spec_hash"])
+        return int(key[0])
 
     def add_many(self, ticker: str, rows: Iterable[Any], *,
                  spec: FeatureSpec | None = None) -> list[int]:
@@ -610,6 +615,7 @@ def _add_missing_columns(engine: Engine) -> None:
                 pass  # another process added it first
 
 
+@functools.lru_cache(maxsize=64)
 def spec_hash(spec: FeatureSpec) -> str:
     """Short, stable hash of a feature spec (what a sample records)."""
     text = json.dumps(spec.to_dict(), sort_keys=True)
