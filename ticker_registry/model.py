@@ -187,7 +187,6 @@ class OrderFlowModel:
 
     def _prepare_serving(self) -> None:
         """Constant rows for the heads served by their baseline (the hot path reads these)."""
-        self.serving_ = getattr(self, "serving_", None) or {h: "model" for h in HEADS}
         self._constant = serving_constants(self.serving_, self.baselines_)
 
     # ------------------------------------------------------------------ predicting
@@ -204,15 +203,6 @@ class OrderFlowModel:
         """
         self._check_fitted()
         return _served_matrix(self.heads_, self._constant, features)
-
-    def raw_head_predictions(self, features: np.ndarray) -> np.ndarray:
-        """What every head's model predicts, ignoring baseline serving (for diagnostics)."""
-        self._check_fitted()
-        out = np.empty((len(features), len(FLOW_TYPES) + 2))
-        out[:, :3] = self.heads_["flow_type"].predict(features)
-        out[:, 3] = self.heads_["impact"].predict(features)
-        out[:, 4] = self.heads_["time_to_execution"].predict(features)
-        return out
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """Predict ``flow_type``, ``p_<class>`` for each class, ``impact`` and ``time_to_execution``.
