@@ -41,10 +41,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import ticker_registry
-from ticker_registry import Config, compute_live_features, pyfunc_model, pyfunc_package
-from ticker_registry.pyfunc_package import SHIPPED_MODULES
+from ticker_registry import Config, compute_live_features
 from ticker_registry.registry import TickerRegistry
 from ticker_registry.served import PREDICTION_COLUMNS, QUOTE_COLUMNS, TRADE_COLUMNS
+from ticker_registry.store import packaging as pyfunc_package
+from ticker_registry.store import pyfunc_model
+from ticker_registry.store.packaging import SHIPPED_MODULES
 from ticker_registry.training import train_on_trades
 
 from conftest import QUICK, make_trades, new_store, register_training

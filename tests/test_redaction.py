@@ -6,7 +6,7 @@ import pytest
 
 from ticker_registry import RegistryError, SampleStore, StoreError
 from ticker_registry.redaction import redact_text, redact_uri
-from ticker_registry.retry import translate_errors
+from ticker_registry.store.retry import translate_errors
 
 
 @pytest.mark.parametrize("uri, shown", [

@@ -35,7 +35,7 @@ from ticker_registry import (
 )
 from ticker_registry.locking import LOCK_PREFIX, STALE_AFTER, TickerLock
 from ticker_registry.registry import TickerRegistry
-from ticker_registry.retry import TransientRegistryError, with_retries
+from ticker_registry.store.retry import TransientRegistryError, with_retries
 
 from conftest import make_trades, register_training, registry_snapshot
 

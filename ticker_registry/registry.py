@@ -48,9 +48,9 @@ from .exceptions import (
 from .gate import decide, decision_tags, serving_summary
 from .locking import TickerLock, store_init_lock
 from .model import OrderFlowModel, package_versions
-from .pyfunc_package import ARTIFACT_KEY, NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
+from .store.packaging import ARTIFACT_KEY, NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
 from .records import AuditEvent, PromotionDecision, TrainingLineage, VersionInfo
-from .retry import apply_http_deadlines, translate_errors, with_retries
+from .store.retry import apply_http_deadlines, translate_errors, with_retries
 from .tickers import normalize_ticker
 
 __all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tracking_uri"]

@@ -156,7 +156,7 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     # by MLflow (our retries are idempotent), no new attempt after 5 s; and MLflow's "View
     # run at" lines stay off stdout (it is ours: JSON, CSV).
     if tracking_uri and tracking_uri.lower().startswith(("http://", "https://")):
-        from ..retry import http_deadlines
+        from ..store.retry import http_deadlines
 
         defaults.update({**http_deadlines(CLI_REGISTRY_TIMEOUT),
                          "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})

@@ -22,15 +22,15 @@ Callers that create things must make the retried call idempotent (see
 from __future__ import annotations
 
 import os
-import random
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .exceptions import ModelNotFoundError, RegistryError, RegistryUnavailableError
-from .redaction import redact_text, redact_uri
+import tenacity
+
+from ..exceptions import ModelNotFoundError, RegistryError, RegistryUnavailableError
+from ..redaction import redact_text, redact_uri
 
 __all__ = ["DEADLINE_ENV", "TransientRegistryError", "default_deadline", "translate_errors",
            "with_retries"]
@@ -179,21 +179,19 @@ def default_deadline() -> float:
 
 def with_retries(fn: Callable[..., T], *args: Any, uri: str, attempts: int = 6,
                  deadline: float | None = None, base_delay: float = 0.05, **kwargs: Any) -> T:
-    """Call ``fn`` and retry transient registry failures with jittered back-off.
+    """Call ``fn`` and retry transient registry failures with jittered back-off (tenacity).
 
-    No new attempt starts once ``deadline`` seconds (default :func:`default_deadline`)
-    have passed; the last transient error is raised.
+    At most ``attempts`` tries; no new attempt starts once ``deadline`` seconds
+    (default :func:`default_deadline`) have passed; the last transient error is raised.
+    Only the registry adapter calls this, once per operation: retries never nest.
     """
     limit = default_deadline() if deadline is None else deadline
-    start = time.monotonic()
-    for attempt in range(1, attempts + 1):
-        try:
-            with translate_errors(uri):
-                return fn(*args, **kwargs)
-        except TransientRegistryError:
-            elapsed = time.monotonic() - start
-            if attempt == attempts or elapsed >= limit:
-                raise
-            delay = random.uniform(0, min(2.0, base_delay * 2 ** attempt))
-            time.sleep(min(delay, max(0.0, limit - elapsed)))
-    raise AssertionError("unreachable")
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(TransientRegistryError),
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(limit),
+        wait=tenacity.wait_random_exponential(multiplier=base_delay, max=2.0),
+        reraise=True)
+    for attempt in retrying:
+        with attempt, translate_errors(uri):
+            return fn(*args, **kwargs)
+    raise AssertionError("unreachable")  # reraise=True: tenacity raises the last error

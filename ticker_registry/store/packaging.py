@@ -5,7 +5,7 @@ head's library::
 
     MLmodel                       python_function flavor (loader code_model, code: code),
                                   signature, model_id / run_id of the LoggedModel
-    pyfunc_model.py               our wrapper (ticker_registry/pyfunc_model.py), run on load
+    pyfunc_model.py               our wrapper (ticker_registry/store/pyfunc_model.py), run on load
     code/order_flow_portable/     the serving code: byte copies of SHIPPED_MODULES
                                   plus an __init__.py (MLflow code_paths)
     artifacts/order_flow_model/   model.json and the three native heads
@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from .model import OrderFlowModel, package_versions
+from ..model import OrderFlowModel, package_versions
 
 __all__ = ["ARTIFACT_KEY", "NATIVE_SUBDIR", "PORTABLE_PACKAGE", "SHIPPED_MODULES",
            "local_artifact_dir", "pip_requirements", "save_pyfunc", "shipped_files"]
@@ -59,7 +59,7 @@ SHIPPED_MODULES: tuple[str, ...] = ("exceptions.py", "timestamps.py", "features.
                                     "served.py")
 #: Where the native model lives inside a version's model directory.
 NATIVE_SUBDIR = f"artifacts/{ARTIFACT_KEY}"
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # ticker_registry/
 _INIT = b'''"""ticker-registry's serving code, carried by this model version (MLflow code_paths).
 
 Byte copies of ticker_registry's exceptions, timestamps, features, heads and
@@ -179,8 +179,8 @@ def _signature() -> Any:
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
 
-    from .features import FEATURE_NAMES, FLOW_TYPES
-    from .served import HEADS, QUOTE_COLUMNS, TRADE_COLUMNS
+    from ..features import FEATURE_NAMES, FLOW_TYPES
+    from ..served import HEADS, QUOTE_COLUMNS, TRADE_COLUMNS
 
     inputs: list[Any] = [ColSpec(AnyType(), name, required=False)
                          for name in (*FEATURE_NAMES, *TRADE_COLUMNS, *QUOTE_COLUMNS)]
@@ -193,6 +193,6 @@ def _signature() -> Any:
 
 
 def _input_example() -> pd.DataFrame:
-    from .features import FEATURE_NAMES
+    from ..features import FEATURE_NAMES
 
     return pd.DataFrame([[0.0] * len(FEATURE_NAMES)], columns=list(FEATURE_NAMES))
