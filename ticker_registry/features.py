@@ -1,15 +1,17 @@
 """Order-flow features and labels: pure functions, batch and live.
 
-Every function here takes arrays or frames and returns new ones: no I/O, no
-clock, no globals, no mutation of inputs. Window sizes and thresholds travel
-in a frozen :class:`FeatureSpec`, saved with each model version, so a version
-always computes its features the same way.
+Every function here takes arrays or frames and returns new ones: no I/O, no clock, no
+globals, no mutation of inputs. Window sizes and thresholds travel in a frozen
+:class:`FeatureSpec`, saved with each model version, so a version always computes its
+features the same way. This file ships inside each version: it imports only
+:mod:`.exceptions` and :mod:`.timestamps` of the package.
 
-The feature window of an event is the ``sequence_length`` trades ending at
-(and including) that trade; nothing after the event is read. Rolling sums are
-accumulated column by column in a fixed order, so :func:`compute_live_features`
-on a window returns bit-for-bit what :func:`build_training_set` gives for the
-same event. The definitions are tabled in the README ("Features and labels").
+The feature window of an event is the ``sequence_length`` trades ending at (and
+including) that trade; nothing after the event is read. Batch and live windows go
+through the same checks and kernels, rolling sums accumulated in a fixed order, so
+:func:`compute_live_features` on a window returns bit-for-bit what
+:func:`build_training_set` gives for the same event. The definitions are tabled in the
+README ("Features and labels").
 """
 
 from __future__ import annotations
@@ -28,42 +30,29 @@ from .timestamps import to_epoch_ns
 if TYPE_CHECKING:  # only for annotations: this module must import nothing else of the package
     from .config import Config
 
-__all__ = [
-    "FEATURE_NAMES",
-    "FLOW_TYPES",
-    "LABEL_NAMES",
-    "auto_large_order_threshold",
-    "FeatureSpec",
-    "build_training_set",
-    "compute_live_features",
-    "live_feature_vector",
-]
+__all__ = ["FEATURE_NAMES", "FLOW_TYPES", "LABEL_NAMES", "FeatureSpec", "auto_large_order_threshold",
+           "build_training_set", "compute_live_features", "flow_class", "live_feature_vector"]
 
 #: Feature columns, in the order every model sees them.
 FEATURE_NAMES: tuple[str, ...] = (
-    "signed_volume_imbalance",
-    "buy_trade_share",
-    "trade_intensity",
-    "realized_volatility_bps",
-    "vwap_deviation_bps",
-    "window_return_bps",
-    "large_order_count",
-    "large_order_share",
-    "time_since_large_order_s",
-    "log_mean_notional",
-    "last_side",
-    "spread_bps",
-    "mid_deviation_bps",
-    "book_imbalance",
-    "has_market_data",
+    # the trade window (columns 0-10)
+    "signed_volume_imbalance", "buy_trade_share", "trade_intensity", "realized_volatility_bps",
+    "vwap_deviation_bps", "window_return_bps", "large_order_count", "large_order_share",
+    "time_since_large_order_s", "log_mean_notional", "last_side",
+    # the quote at the event (columns 11-14; zero without market data)
+    "spread_bps", "mid_deviation_bps", "book_imbalance", "has_market_data",
 )
 #: flow_type classes; the class code is the position in this tuple.
 FLOW_TYPES: tuple[str, ...] = ("sell_pressure", "balanced", "buy_pressure")
+#: The labels, one per model head, in output order (``evaluation.HEADS`` is this tuple).
 LABEL_NAMES: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
 
 _NS = 1_000_000_000
 _MIN_DURATION_S = 1e-3
 _MARKET_KEYS = ("bid", "ask", "bid_size", "ask_size")
+_SIDES: dict[Any, float] = {"buy": 1.0, "b": 1.0, "sell": -1.0, "s": -1.0, 1: 1.0, -1: -1.0}
+#: Share of trades whose notional is at least the automatic large-order threshold.
+AUTO_THRESHOLD_QUANTILE = 0.95
 
 
 @dataclass(frozen=True)
@@ -81,13 +70,8 @@ class FeatureSpec:
     @classmethod
     def from_config(cls, config: Config, *, price: np.ndarray | None = None,
                     quantity: np.ndarray | None = None) -> FeatureSpec:
-        """The spec of ``config``; ``large_order_threshold: auto`` is set from the trades given.
-
-        Raises
-        ------
-        TrainingDataError
-            The threshold is ``auto`` and no trades were given to set it from.
-        """
+        """The spec of ``config``; ``large_order_threshold: auto`` is set from the trades given
+        (``TrainingDataError`` if none are)."""
         threshold = config.large_order_threshold
         if threshold == "auto":
             if price is None or quantity is None:
@@ -96,37 +80,28 @@ class FeatureSpec:
                     "but no trades were given here; train from trades first (the version's spec "
                     "then records the value) or set large_order_threshold to a number")
             threshold = auto_large_order_threshold(price, quantity)
-        return cls(
-            sequence_length=config.sequence_length,
-            prediction_horizon=float(config.prediction_horizon),
-            large_order_threshold=float(threshold),
-            flow_band=float(config.flow_band),
-        )
+        return cls(sequence_length=config.sequence_length,
+                   prediction_horizon=float(config.prediction_horizon),
+                   large_order_threshold=float(threshold), flow_band=float(config.flow_band))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        data = dict(data)
-        data["feature_names"] = tuple(data.get("feature_names", FEATURE_NAMES))
-        data["flow_types"] = tuple(data.get("flow_types", FLOW_TYPES))
-        return cls(**data)
+        return cls(**{**data, "feature_names": tuple(data.get("feature_names", FEATURE_NAMES)),
+                      "flow_types": tuple(data.get("flow_types", FLOW_TYPES))})
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["feature_names"] = list(self.feature_names)
-        out["flow_types"] = list(self.flow_types)
-        return out
+        return {**asdict(self), "feature_names": list(self.feature_names),
+                "flow_types": list(self.flow_types)}
 
     @property
     def horizon_ns(self) -> int:
         return int(round(self.prediction_horizon * 60 * _NS))
 
 
-def _spec(config: Config | FeatureSpec) -> FeatureSpec:
-    return config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(config)
-
-
-#: Share of trades whose notional is at least the automatic large-order threshold.
-AUTO_THRESHOLD_QUANTILE = 0.95
+def _spec(config: Config | FeatureSpec, price: np.ndarray | None = None,
+          quantity: np.ndarray | None = None) -> FeatureSpec:
+    return config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(
+        config, price=price, quantity=quantity)
 
 
 def auto_large_order_threshold(price: np.ndarray, quantity: np.ndarray) -> float:
@@ -142,19 +117,22 @@ def auto_large_order_threshold(price: np.ndarray, quantity: np.ndarray) -> float
         raise TrainingDataError("no trade with a positive notional to set large_order_threshold "
                                 "from; give trades with positive price and quantity")
     raw = float(np.quantile(notional, AUTO_THRESHOLD_QUANTILE))
-    decade = 10.0 ** np.floor(np.log10(raw))
-    steps = np.array([1.0, 2.0, 5.0, 10.0]) * decade
+    steps = np.array([1.0, 2.0, 5.0, 10.0]) * 10.0 ** np.floor(np.log10(raw))
     return float(steps[int(np.argmin(np.abs(np.log(steps) - np.log(raw))))])
+
+
+def flow_class(share: Any, flow_band: float) -> Any:
+    """The ``FLOW_TYPES`` code of a signed-volume share (or of each): the rule of the
+    ``flow_type`` label, of the persistence baseline and of labels made live."""
+    return np.where(share > flow_band, 2, np.where(share < -flow_band, 0, 1))
 
 
 # --------------------------------------------------------------------------- kernels
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
     """Sum over each length-``n`` window, accumulated left to right (exact order).
 
-    Both branches add the same float64 values in the same order, so a live
-    window (one row) gets bit-for-bit the batch result; the one-row branch
-    only avoids numpy's per-call overhead on the hot path.
-    """
+    Both branches add the same values in the same order, so a live window (one row) gets
+    bit-for-bit the batch result; the one-row branch avoids numpy's per-call overhead."""
     if len(x) == n:
         values = x.tolist()
         acc = values[0]
@@ -172,27 +150,23 @@ def _window_features(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side
                      spec: FeatureSpec) -> np.ndarray:
     """Features of every event that has a full window, as an (events, features) array.
 
-    Row ``k`` is the event at trade index ``k + sequence_length - 1``; the
-    market-data columns are left at zero (see :func:`_apply_market`).
-    """
+    Row ``k`` is the event at trade index ``k + sequence_length - 1``; the market-data
+    columns are left at zero (see :func:`_apply_market`)."""
     n = spec.sequence_length
     m = len(price) - n + 1
     out = np.zeros((m, len(FEATURE_NAMES)), dtype=np.float64, order="F")
     notional = price * qty
-    sq = side * qty
     end = slice(n - 1, None)
-
     qty_sum = _rolling_sum(qty, n)
     notional_sum = _rolling_sum(notional, n)
-    out[:, 0] = _rolling_sum(sq, n) / qty_sum
+    out[:, 0] = _rolling_sum(side * qty, n) / qty_sum
     out[:, 1] = _rolling_sum((side > 0).astype(np.float64), n) / n
     duration = (ts_ns[end] - ts_ns[: m]).astype(np.float64) / _NS
     out[:, 2] = (n - 1) / np.maximum(duration, _MIN_DURATION_S)
     log_price = np.log(price)
     returns = np.diff(log_price)
     out[:, 3] = np.sqrt(_rolling_sum(returns * returns, n - 1)) * 1e4
-    vwap = notional_sum / qty_sum
-    out[:, 4] = (price[end] / vwap - 1.0) * 1e4
+    out[:, 4] = (price[end] / (notional_sum / qty_sum) - 1.0) * 1e4  # against the window's VWAP
     out[:, 5] = (log_price[end] - log_price[: m]) * 1e4
     large = notional >= spec.large_order_threshold
     out[:, 6] = _rolling_sum(large.astype(np.float64), n)
@@ -227,34 +201,38 @@ def _trade_arrays(trades: pd.DataFrame) -> tuple[np.ndarray, ...]:
         raise TradeDataError(
             f"trades frame lacks column(s) {missing}; expected the canonical schema "
             "timestamp, price, quantity, side (use ticker_registry.read_trades)")
-    ts = pd.to_datetime(trades["timestamp"], utc=True)
-    ts_ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    price = trades["price"].to_numpy(dtype=np.float64)
-    qty = trades["quantity"].to_numpy(dtype=np.float64)
-    side = trades["side"].to_numpy(dtype=np.float64)
+    ts_ns = pd.to_datetime(trades["timestamp"], utc=True).to_numpy("datetime64[ns]").view(np.int64)
+    price, qty, side = (trades[c].to_numpy(dtype=np.float64) for c in ("price", "quantity", "side"))
+    return _checked_trades(ts_ns, price, qty, side, TradeDataError, "trade")
+
+
+def _checked_trades(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndarray,
+                    error: type[Exception], what: str) -> tuple[np.ndarray, ...]:
+    """The trades, once checked: in time order, price and quantity finite and positive, side ±1.
+
+    The one rule of batch (``error``: TradeDataError) and live (SampleValidationError) trades."""
     if len(ts_ns) > 1 and np.any(np.diff(ts_ns) < 0):
-        raise TradeDataError("trades are not sorted by timestamp; sort them (read_trades does)")
-    bad = ~(np.isfinite(price) & (price > 0) & np.isfinite(qty) & (qty > 0)) | ~np.isin(side, (-1, 1))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise TradeDataError(
-            f"trade row {row} is invalid (price={price[row]!r}, quantity={qty[row]!r}, "
-            f"side={side[row]!r}); price and quantity must be finite and positive, side +1 or -1")
+        raise error(f"{what}s are not sorted by timestamp; sort them (read_trades does)")
+    ok = np.isfinite(price) & (price > 0) & np.isfinite(qty) & (qty > 0) & (np.abs(side) == 1)
+    if not ok.all():
+        row = int(np.argmin(ok))
+        raise error(f"{what} row {row} is invalid (price={price[row]!r}, quantity={qty[row]!r}, "
+                    f"side={side[row]!r}); price and quantity must be finite and positive, "
+                    "side +1 or -1")
     return ts_ns, price, qty, side
 
 
 def _labels(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndarray,
             events: np.ndarray, spec: FeatureSpec) -> pd.DataFrame:
-    horizon = spec.horizon_ns
-    horizon_s = horizon / _NS
-    end = np.searchsorted(ts_ns, ts_ns[events] + horizon, side="right") - 1
+    horizon_s = spec.horizon_ns / _NS
+    end = np.searchsorted(ts_ns, ts_ns[events] + spec.horizon_ns, side="right") - 1
     signed = np.concatenate(([0.0], np.cumsum(side * qty)))
     volume = np.concatenate(([0.0], np.cumsum(qty)))
-    future_signed = signed[end + 1] - signed[events + 1]
     future_volume = volume[end + 1] - volume[events + 1]
     has_future = future_volume > 0
-    share = np.where(has_future, future_signed / np.where(has_future, future_volume, 1.0), 0.0)
-    flow = np.where(share > spec.flow_band, 2, np.where(share < -spec.flow_band, 0, 1))
+    share = np.where(has_future, (signed[end + 1] - signed[events + 1])
+                     / np.where(has_future, future_volume, 1.0), 0.0)
+    flow = flow_class(share, spec.flow_band)
     impact = np.where(end > events, np.log(price[end] / price[events]) * 1e4, 0.0)
     notional = np.concatenate(([0.0], np.cumsum(price * qty)))
     target = notional[events + 1] + spec.large_order_threshold
@@ -263,11 +241,8 @@ def _labels(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndar
     filled = np.minimum(filled, len(ts_ns) - 1)
     wait = (ts_ns[filled] - ts_ns[events]).astype(np.float64) / _NS
     tte = np.where(reached, np.minimum(wait, horizon_s), horizon_s)
-    return pd.DataFrame({
-        "flow_type": pd.Categorical.from_codes(flow, categories=list(FLOW_TYPES)),
-        "impact": impact,
-        "time_to_execution": tte,
-    })
+    flow_type = pd.Categorical.from_codes(flow, categories=list(FLOW_TYPES))
+    return pd.DataFrame(dict(zip(LABEL_NAMES, (flow_type, impact, tte), strict=True)))
 
 
 def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
@@ -279,18 +254,17 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
     trades
         Canonical trades (``read_trades`` output), sorted by time.
     config
-        A :class:`Config` or the :class:`FeatureSpec` of an existing model. An
-        ``auto`` threshold is set from these trades; the spec used is in
-        ``X.attrs["feature_spec"]``.
+        A :class:`Config` or the :class:`FeatureSpec` of an existing model. An ``auto``
+        threshold is set from these trades; the spec used is in ``X.attrs["feature_spec"]``.
     market
-        Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each
-        event uses the latest quote at or before it.
+        Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each event uses
+        the latest quote at or before it.
 
     Returns
     -------
     (X, y)
-        ``X`` has the ``FEATURE_NAMES`` columns, ``y`` has ``flow_type``
-        (categorical of ``FLOW_TYPES``), ``impact`` (bps) and
+        ``X`` has the ``FEATURE_NAMES`` columns, ``y`` the ``LABEL_NAMES`` ones:
+        ``flow_type`` (categorical of ``FLOW_TYPES``), ``impact`` (bps) and
         ``time_to_execution`` (seconds); both are indexed by event timestamp.
 
     Raises
@@ -299,13 +273,12 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
         If no event has a full window and a full horizon.
     """
     ts_ns, price, qty, side = _trade_arrays(trades)
-    spec = config if isinstance(config, FeatureSpec) else FeatureSpec.from_config(
-        config, price=price, quantity=qty)
+    spec = _spec(config, price, qty)
     n = spec.sequence_length
     if len(price) < n:
-        raise TrainingDataError(
-            f"only {len(price)} trades; at least sequence_length={n} trades plus a "
-            f"{spec.prediction_horizon:g}-minute horizon are needed to build one training row")
+        raise TrainingDataError(f"only {len(price)} trades; at least sequence_length={n} trades "
+                                f"plus a {spec.prediction_horizon:g}-minute horizon are needed "
+                                "to build one training row")
     last_event = np.searchsorted(ts_ns, ts_ns[-1] - spec.horizon_ns, side="right") - 1
     if last_event < n - 1:
         raise TrainingDataError(
@@ -315,12 +288,10 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
     feats = _window_features(ts_ns, price, qty, side, spec)[: last_event - n + 2]
     events = np.arange(n - 1, last_event + 1)
     if market is not None:
-        quotes = _market_asof(market, ts_ns[events])
-        _apply_market(feats, price[events], *quotes)
+        _apply_market(feats, price[events], *_market_asof(market, ts_ns[events]))
     index = pd.DatetimeIndex(ts_ns[events].view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
     X = pd.DataFrame(feats, columns=list(FEATURE_NAMES), index=index)
-    y = _labels(ts_ns, price, qty, side, events, spec)
-    y.index = index
+    y = _labels(ts_ns, price, qty, side, events, spec).set_axis(index)
     X.attrs["feature_spec"] = spec.to_dict()  # the recipe, with an 'auto' threshold resolved
     return X, y
 
@@ -334,34 +305,27 @@ def _market_asof(market: pd.DataFrame, event_ns: np.ndarray) -> tuple[np.ndarray
     order = np.argsort(m_ns, kind="stable")
     m_ns = m_ns[order]
     pos = np.searchsorted(m_ns, event_ns, side="right") - 1
-    known = pos >= 0
-    pos = np.maximum(pos, 0)
-    cols = []
-    for key in _MARKET_KEYS:
-        values = (market[key].to_numpy(np.float64)[order] if key in market.columns
-                  else np.full(len(m_ns), np.nan))
-        cols.append(np.where(known, values[pos], np.nan))
-    return tuple(cols)
+    known, pos = pos >= 0, np.maximum(pos, 0)
+    absent = np.full(len(m_ns), np.nan)
+    return tuple(np.where(known, (market[key].to_numpy(np.float64)[order] if key in market.columns
+                                  else absent)[pos], np.nan) for key in _MARKET_KEYS)
 
 
 # --------------------------------------------------------------------------- live
 def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
                   n: int) -> tuple[np.ndarray, ...]:
     if isinstance(order_events, pd.DataFrame):
-        if len(order_events) < n:
-            raise SampleValidationError(
-                f"{len(order_events)} order events given; a live window needs the last "
-                f"sequence_length={n} trades")
-        return _trade_arrays(order_events.iloc[-n:])
-    events = list(order_events)[-n:] if not isinstance(order_events, list) else order_events[-n:]
+        events: Any = order_events.iloc[-n:]
+    else:
+        events = order_events[-n:] if isinstance(order_events, list) else list(order_events)[-n:]
     if len(events) < n:
         raise SampleValidationError(
             f"{len(events)} order events given; a live window needs the last "
             f"sequence_length={n} trades (dicts with timestamp, price, quantity, side)")
+    if isinstance(events, pd.DataFrame):
+        return _trade_arrays(events)
     ts = np.empty(n, dtype=np.int64)
-    price = np.empty(n)
-    qty = np.empty(n)
-    side = np.empty(n)
+    price, qty, side = np.empty(n), np.empty(n), np.empty(n)
     for i, event in enumerate(events):
         if not isinstance(event, Mapping):
             raise SampleValidationError(
@@ -377,25 +341,14 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
                 f"order event {i} {dict(event)!r:.300} is not a trade: {exc}; each event needs "
                 "timestamp (epoch s/ms/us/ns or a datetime), price, quantity (or amount) and side "
                 "('buy'/'sell' or +1/-1)") from None
-    if np.any(np.diff(ts) < 0):
-        raise SampleValidationError("order events are not in time order; sort them by timestamp")
-    if not (np.isfinite(price).all() and (price > 0).all() and np.isfinite(qty).all()
-            and (qty > 0).all()):
-        raise SampleValidationError("order events need finite, positive price and quantity")
-    return ts, price, qty, side
+    return _checked_trades(ts, price, qty, side, SampleValidationError, "order event")
 
 
 def _to_side(value: Any) -> float:
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("buy", "b"):
-            return 1.0
-        if lowered in ("sell", "s"):
-            return -1.0
-        raise ValueError(f"side {value!r} is not 'buy' or 'sell'")
-    if value in (1, -1):
-        return float(value)
-    raise ValueError(f"side {value!r} is not +1 or -1")
+    try:
+        return _SIDES[value.strip().lower() if isinstance(value, str) else value]
+    except (KeyError, TypeError):
+        raise ValueError(f"side {value!r} is not 'buy'/'sell' or +1/-1") from None
 
 
 def live_feature_vector(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
@@ -406,22 +359,26 @@ def live_feature_vector(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame
     ts, price, qty, side = _event_arrays(order_events, spec.sequence_length)
     row = _window_features(ts, price, qty, side, spec)
     if market_data:
-        if not isinstance(market_data, Mapping):
-            raise SampleValidationError(
-                f"market_data is a {type(market_data).__name__} ({market_data!r:.120}); pass a "
-                "dict with bid, ask and optionally bid_size, ask_size, or None")
-        quote = []
-        for key in _MARKET_KEYS:
-            value = market_data.get(key)
-            try:
-                number = np.nan if value is None else float(value)
-            except (TypeError, ValueError):
-                raise SampleValidationError(
-                    f"market_data[{key!r}] is {value!r:.80}, not a number; give bid, ask, bid_size "
-                    "and ask_size as numbers (or leave them out)") from None
-            quote.append(np.array([number]))
-        _apply_market(row, price[-1:], *quote)
+        _apply_market(row, price[-1:], *_live_quote(market_data))
     return row[0]
+
+
+def _live_quote(market_data: Any) -> list[np.ndarray]:
+    """The quote at a live event as one-row arrays, in ``_MARKET_KEYS`` order (absent: NaN)."""
+    if not isinstance(market_data, Mapping):
+        raise SampleValidationError(
+            f"market_data is a {type(market_data).__name__} ({market_data!r:.120}); pass a "
+            "dict with bid, ask and optionally bid_size, ask_size, or None")
+    quote = []
+    for key in _MARKET_KEYS:
+        value = market_data.get(key)
+        try:
+            quote.append(np.array([np.nan if value is None else float(value)]))
+        except (TypeError, ValueError):
+            raise SampleValidationError(
+                f"market_data[{key!r}] is {value!r:.80}, not a number; give bid, ask, bid_size "
+                "and ask_size as numbers (or leave them out)") from None
+    return quote
 
 
 def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
@@ -429,13 +386,12 @@ def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFra
                           config: Config | FeatureSpec) -> dict[str, float]:
     """Features of one live window: the last ``sequence_length`` order events.
 
-    ``order_events`` is a list of dicts (``timestamp`` as an epoch in s, ms,
-    us or ns, unit inferred by :mod:`ticker_registry.timestamps`, or a datetime,
-    ``price``, ``quantity`` or ``amount``, ``side`` as ``'buy'``/``'sell'`` or
-    +1/-1) or a canonical trades frame; ``market_data`` is an optional dict
-    with ``bid``, ``ask``, ``bid_size``, ``ask_size`` (other keys are ignored).
-    The result equals the row :func:`build_training_set` gives for the same
-    event.
+    ``order_events`` is a list of dicts (``timestamp`` as an epoch in s, ms, us or ns, unit
+    inferred by :mod:`ticker_registry.timestamps`, or a datetime, ``price``, ``quantity`` or
+    ``amount``, ``side`` as ``'buy'``/``'sell'`` or +1/-1) or a canonical trades frame;
+    ``market_data`` is an optional dict with ``bid``, ``ask``, ``bid_size``, ``ask_size``
+    (other keys are ignored). The result equals the row :func:`build_training_set` gives
+    for the same event.
     """
     vector = live_feature_vector(order_events, market_data, config)
     return dict(zip(FEATURE_NAMES, vector.tolist(), strict=True))
