@@ -11,15 +11,20 @@ import base64
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
+import jinja2
 import pytest
 from click.testing import CliRunner
 
 from ticker_registry import SyncTickerModelManager, TickerRegistry
 from ticker_registry.cli import cli
+from ticker_registry.evaluation import HEADS
+from ticker_registry.records import AuditEvent, VersionInfo
 from ticker_registry.report import (
     ReportData,
+    TickerSummary,
     collect_report,
     render_report,
+    template_context,
     write_report,
 )
 
@@ -125,6 +130,53 @@ def test_empty_namespace_gives_a_report_that_says_so():
     html = render_report(ReportData(generated_at=datetime(2030, 1, 1, tzinfo=UTC),
                                     store="sqlite:///x.db", namespace="order_flow", tickers=()))
     assert "No ticker models in namespace" in html and "<img" not in html
+
+
+def _hostile_report() -> ReportData:
+    """One ticker whose name, tags, reason, user and aliases all carry markup."""
+    bad = "<script>alert('x')</script>"
+    metrics = {"flow_type_accuracy": 0.5, "baseline_flow_type_accuracy": 0.4}
+    for head in HEADS:
+        loss = f"{head}_logloss" if head == "flow_type" else f"{head}_mse"
+        metrics.update({loss: 0.9, f"baseline_{loss}": 1.0, f"skill_{head}": 0.1,
+                        f"has_skill_{head}": 1.0})
+    version = VersionInfo(ticker=f"T{bad}", name=f"order_flow.T{bad}", version=1, run_id=None,
+                          created_at="2030-01-01T00:00:00+00:00", aliases=(f"prod{bad}",),
+                          metrics=metrics, tags={"lineage.n_samples": f"12{bad}"}, source="x")
+    event = AuditEvent(seq=1, when="2030-01-01T00:00:00+00:00", action=f"promote{bad}",
+                       alias=f"prod{bad}", from_version=None, to_version=1, reason=f"why{bad}",
+                       user=f"me{bad}")
+    ticker = TickerSummary(ticker=f"T{bad}", production=1, staging=None, shown=version,
+                           versions=(version,), total_samples=12, last_trained=f"later{bad}",
+                           events=(event,))
+    return ReportData(generated_at=datetime(2030, 1, 2, tzinfo=UTC), store=f"sqlite:///{bad}",
+                      namespace=f"ns{bad}", tickers=(ticker,), production_alias=f"prod{bad}",
+                      staging_alias=f"stage{bad}")
+
+
+def test_every_value_from_the_registry_is_escaped():
+    html = render_report(_hostile_report())
+    assert "<script" not in html.lower()
+    assert "script" not in [tag for tag, _ in _parse(html).tags]
+    escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+    # ticker (row, link, history, timeline), tag, reason, user, text fallback of a timestamp
+    for value in ("T", "12", "why", "me", "later", "promote", "prod", "stage", "ns", "sqlite:///"):
+        assert f"{value}{escaped}" in html, value
+    assert f'href="#history-T{escaped}"' in html and f'id="history-T{escaped}"' in html
+
+
+def test_templates_escape_and_refuse_missing_values():
+    from ticker_registry.report import _environment
+
+    env = _environment()
+    names = env.list_templates()
+    assert "report.html.j2" in names and all(env.autoescape(name) for name in names)
+    assert env.undefined is jinja2.StrictUndefined
+    template = env.get_template("report.html.j2")
+    context = template_context(_hostile_report())
+    del context["staging_alias"]
+    with pytest.raises(jinja2.UndefinedError, match="staging_alias"):
+        template.render(context)
 
 
 def test_write_report_replaces_the_file_and_leaves_no_temporary(store, tmp_path):

@@ -11,25 +11,28 @@ trail) and writes one HTML file with
 * a timeline of alias moves (gate decisions, promotions, rollbacks).
 
 Charts are drawn with matplotlib's Agg renderer and embedded as base64 PNG,
-so the file needs no network and no JavaScript to read.
+so the file needs no network and no JavaScript to read. The markup is in the
+(autoescaped) Jinja2 templates ``templates/report.html.j2`` and its partials.
 """
 
 from __future__ import annotations
 
 import base64
 import errno
-import html
+import functools
 import io
 import math
 import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .evaluation import head_skill
+import jinja2
+
+from .evaluation import HEADS, head_skill
 from .evaluation import served_skill_score as skill_score
 from .records import AuditEvent, VersionInfo
 from .redaction import redact_uri
@@ -38,28 +41,18 @@ from .views import status
 if TYPE_CHECKING:
     from .registry import TickerRegistry
 
-__all__ = ["ReportData", "TickerSummary", "collect_report", "render_report", "write_report"]
+__all__ = ["ReportData", "TickerSummary", "collect_report", "render_report", "template_context",
+           "write_report"]
 
-#: (head, its headline metric, the metric's naive baseline, label, True when higher is better)
-HEADS = (
-    ("flow_type", "flow_type_logloss", "baseline_flow_type_logloss", "flow_type log-loss", False),
-    ("impact", "impact_mse", "baseline_impact_mse", "impact MSE", False),
-    ("time_to_execution", "time_to_execution_mse", "baseline_time_to_execution_mse",
-     "time_to_execution MSE", False),
-)
-_SKILL_KEYS = ("skill_flow_type", "skill_impact", "skill_time_to_execution")
-_SECTIONS = (("tickers", "Tickers"), ("best-worst", "Best and worst"),
-             ("history", "Metric history"), ("timeline", "Promotions and rollbacks"))
-_FOOTER = ("Written by ticker-registry. Metrics are purged walk-forward (out-of-sample) scores "
-           "recorded with each version, beside the head's best naive baseline (class prior for "
-           "log-loss, a constant for MSE). Skill score = mean over heads of the skill each "
-           "version serves (1 - loss/baseline loss where the model serves, 0 where the baseline "
-           "does), the ranking used by best.")
-_SKILL_MARK = {True: ' <span class="ok" title="beats the baseline">✓</span>',
-               False: ' <span class="bad" title="no skill over the baseline">✗</span>', None: ""}
+
+_LOSS_NAMES = {"flow_type": ("logloss", "log-loss")}  # every other head: ("mse", "MSE")
+#: (head, its headline loss as each version records it, that loss's naive baseline, label);
+#: names as evaluation_rows gives them; lower is better for every one.
+_HEAD_METRICS = tuple((h, f"{h}_{short}", f"baseline_{h}_{short}", f"{h} {label}")
+                      for h in HEADS for short, label in [_LOSS_NAMES.get(h, ("mse", "MSE"))])
+_SKILL_KEYS = tuple(f"skill_{head}" for head in HEADS)
 _CHART_EVENTS = 60  # alias moves drawn in the timeline chart (the table lists all)
-_ACTION_STYLE = {"gate": ("o", "#3b75af"), "promote": ("^", "#2e7d32"),
-                 "rollback": ("v", "#c62828")}
+_ACTION_STYLE = {"gate": ("o", "#3b75af"), "promote": ("^", "#2e7d32"), "rollback": ("v", "#c62828")}
 
 
 @dataclass(frozen=True)
@@ -155,147 +148,88 @@ def write_report(registry: TickerRegistry, path: str | os.PathLike[str]) -> Path
 # ---------------------------------------------------------------------- rendering
 def render_report(data: ReportData) -> str:
     """The report as one HTML document (inline CSS, base64 PNG charts, no scripts)."""
-    n_versions = sum(len(t.versions) for t in data.tickers)
-    meta = (f"{len(data.tickers)} tickers, {n_versions} versions in namespace "
-            f"<code>{_e(data.namespace)}</code> of <code>{_e(data.store)}</code>; generated "
-            f"{_e(_when(data.generated_at))}.")
-    nav = " · ".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in _SECTIONS)
-    if data.tickers:
-        body = [_ticker_table(data), _best_worst(data), _history(data), _timeline(data)]
-    else:
-        body = [(f'<p class="empty">No ticker models in namespace <code>{_e(data.namespace)}'
-                 "</code> yet. Train one with <code>ticker-registry train</code> or run "
-                 "<code>ticker-registry demo</code>.</p>")]
-    parts = [
-        "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Ticker model report: {_e(data.namespace)}</title>", f"<style>{_CSS}</style>",
-        "</head>", "<body>", "<header>", "<h1>Ticker model report</h1>",
-        f'<p class="meta">{meta}</p>', f"<nav>{nav}</nav>", "</header>", "<main>", *body,
-        "</main>", f"<footer>{_FOOTER}</footer>", "</body>", "</html>", "",
-    ]
-    return "\n".join(parts)
+    return _environment().get_template("report.html.j2").render(template_context(data))
 
 
-def _ticker_table(data: ReportData) -> str:
-    head = (f"<tr><th>Ticker</th><th>{_e(data.production_alias)}</th>"
-            f"<th>{_e(data.staging_alias)}</th><th>Versions</th>"
-            + "".join(f"<th>{_e(label)}<br><span class=\"sub\">model / baseline</span></th>"
-                      for *_, label, _ in HEADS)
-            + "<th>Skill score</th><th>Samples<br><span class=\"sub\">production / all</span>"
-              "</th><th>Last trained<br><span class=\"sub\">UTC</span></th><th>Model age</th></tr>")
-    rows = []
-    for t in data.tickers:
-        metrics = t.shown.metrics if t.shown else {}
-        cells = [f"<th scope=\"row\"><a href=\"#history-{_e(t.ticker)}\">{_e(t.ticker)}</a></th>",
-                 f"<td>{_version(t.production)}</td>", f"<td>{_version(t.staging)}</td>",
-                 f"<td>{len(t.versions)}</td>"]
-        skill = head_skill(metrics) if all(k in metrics for k in _SKILL_KEYS) else {}
-        for name, metric, base, _, _ in HEADS:
-            cells.append(f"<td>{_num(metrics.get(metric))} / {_num(metrics.get(base))}"
-                         f"{_SKILL_MARK[skill.get(name)]}</td>")
-        samples = t.shown.tags.get("lineage.n_samples") if t.shown else None
-        age = None
-        if t.shown and t.shown.created_at:
-            age = data.generated_at - _parse(t.shown.created_at)
-        cells += [f"<td>{_num(t.skill)}</td>",
-                  f"<td>{_e(samples or '-')} / {t.total_samples}</td>",
-                  f"<td>{_e(_short(t.last_trained, utc=False))}</td>", f"<td>{_e(_age(age))}</td>"]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    shown_note = (f"Metrics are those of the <code>{_e(data.production_alias)}</code> version "
-                  "(the newest version where no version is in production).")
-    return (f"<section id=\"tickers\"><h2>Tickers</h2><p>{shown_note}</p>"
-            f"<div class=\"wide\"><table class=\"tickers\"><thead>{head}</thead><tbody>"
-            f"{''.join(rows)}</tbody></table></div></section>")
+@functools.cache
+def _environment() -> jinja2.Environment:
+    # Autoescape every template (they all write HTML): tickers, tags and reasons are user text.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("ticker_registry", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=True),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
 
 
-def _best_worst(data: ReportData) -> str:
+def template_context(data: ReportData) -> dict[str, Any]:
+    """What ``report.html.j2`` shows, as plain data: numbers (None when missing), version
+    numbers, UTC datetimes, ages in seconds, charts as base64 PNG.
+
+    Markup and display formatting live in the templates; nothing here is HTML.
+    """
+    rows = {t.ticker: _ticker_row(t, data.generated_at) for t in data.tickers}
+    context: dict[str, Any] = {
+        "namespace": data.namespace, "store": data.store,
+        "generated": data.generated_at.astimezone(UTC),
+        "n_versions": sum(len(t.versions) for t in data.tickers),
+        "production_alias": data.production_alias, "staging_alias": data.staging_alias,
+        "head_labels": [label for *_, label in _HEAD_METRICS],
+        "tickers": [rows[t.ticker] for t in data.tickers],
+        "best_worst": None, "timeline": None,
+        "history": [{"ticker": t.ticker, "last_version": t.versions[-1].version if t.versions else None,
+                     "chart": _history_chart(t, data) if t.versions else None} for t in data.tickers]}
     ranked = sorted((t for t in data.tickers if t.skill is not None), key=lambda t: -(t.skill or 0))
-    if not ranked:
-        return ("<section id=\"best-worst\"><h2>Best and worst</h2><p>No ticker has complete "
-                "holdout metrics yet.</p></section>")
-    k = max(1, min(3, len(ranked) // 2))
-    best, worst = ranked[:k], ranked[::-1][:k]
-
-    def items(group: Sequence[TickerSummary]) -> str:
-        out = []
-        for t in group:
-            m = t.shown.metrics if t.shown else {}
-            out.append(f"<li><strong>{_e(t.ticker)}</strong> v{t.shown.version if t.shown else '-'}"
-                       f": skill score {_num(t.skill)} (flow_type accuracy "
-                       f"{_num(m.get('flow_type_accuracy'))} vs "
-                       f"{_num(m.get('baseline_flow_type_accuracy'))})</li>")
-        return "".join(out)
-
-    chart = _img(_skill_chart(ranked), "Skill score of each ticker's production version",
-                 "skill-chart")
-    return ("<section id=\"best-worst\"><h2>Best and worst</h2><div class=\"cols\">"
-            f"<div><h3>Best</h3><ol>{items(best)}</ol></div>"
-            f"<div><h3>Worst</h3><ol>{items(worst)}</ol></div></div>"
-            f"<figure>{chart}<figcaption>Skill score of each ticker's "
-            f"{_e(data.production_alias)} version; 0 is the naive baseline.</figcaption></figure>"
-            "</section>")
-
-
-def _history(data: ReportData) -> str:
-    figures = []
-    for t in data.tickers:
-        if not t.versions:
-            figures.append(f"<p id=\"history-{_e(t.ticker)}\">{_e(t.ticker)}: no versions.</p>")
-            continue
-        img = _img(_history_chart(t, data), f"{t.ticker} metric history", "history-chart")
-        figures.append(f"<figure id=\"history-{_e(t.ticker)}\">{img}<figcaption>"
-                       f"{_e(t.ticker)}: holdout metrics of versions 1–{t.versions[-1].version} "
-                       f"(solid) and their baselines (dashed); ★ marks "
-                       f"{_e(data.production_alias)}.</figcaption></figure>")
-    return f"<section id=\"history\"><h2>Metric history</h2>{''.join(figures)}</section>"
-
-
-def _timeline(data: ReportData) -> str:
+    if ranked:
+        k = max(1, min(3, len(ranked) // 2))
+        context["best_worst"] = {"best": [rows[t.ticker] for t in ranked[:k]],
+                                 "worst": [rows[t.ticker] for t in ranked[::-1][:k]],
+                                 "chart": _skill_chart(ranked)}
     events = sorted(((t.ticker, e) for t in data.tickers for e in t.events),
                     key=lambda te: (te[1].when, te[0], te[1].seq))
-    if not events:
-        return ("<section id=\"timeline\"><h2>Promotions and rollbacks</h2><p>No alias has moved "
-                "yet.</p></section>")
-    rows = "".join(
-        f"<tr class=\"{_e(e.action)}\"><td>{_e(_short(e.when, utc=False))}</td><td>{_e(ticker)}</td>"
-        f"<td>{_e(e.action)}</td><td>{_e(e.alias)}</td><td>{_version(e.from_version)} → "
-        f"{_version(e.to_version)}</td><td>{_e(e.reason)}</td><td>{_e(e.user)}</td></tr>"
-        for ticker, e in events)
-    counts = {a: sum(1 for _, e in events if e.action == a) for a in ("gate", "promote", "rollback")}
-    summary = ", ".join(f"{n} {a}" for a, n in counts.items())
-    charted = events[-_CHART_EVENTS:]
-    names = [t.ticker for t in data.tickers if any(ticker == t.ticker for ticker, _ in charted)]
-    chart = _img(_timeline_chart(charted, names), "Timeline of alias moves", "timeline-chart")
-    caption = ("" if len(charted) == len(events) else
-               f"<figcaption>The last {len(charted)} moves; the table lists all.</figcaption>")
-    return ("<section id=\"timeline\"><h2>Promotions and rollbacks</h2>"
-            f"<p>{len(events)} alias moves ({summary}), oldest first. <em>gate</em> is the "
-            "automatic champion/challenger decision after training.</p>"
-            f"<figure>{chart}{caption}</figure><table class=\"timeline\"><thead><tr><th>When (UTC)</th>"
-            "<th>Ticker</th><th>Action</th><th>Alias</th><th>Version</th><th>Reason</th>"
-            f"<th>User</th></tr></thead><tbody>{rows}</tbody></table></section>")
+    if events:
+        charted = events[-_CHART_EVENTS:]
+        names = [t.ticker for t in data.tickers if any(ticker == t.ticker for ticker, _ in charted)]
+        context["timeline"] = {
+            "events": [{**e.to_dict(), "ticker": ticker, "when": _instant(e.when)} for ticker, e in events],
+            "summary": ", ".join(f"{sum(e.action == a for _, e in events)} {a}"
+                                 for a in ("gate", "promote", "rollback")),
+            "charted": len(charted), "chart": _timeline_chart(charted, names)}
+    return context
 
 
-# ---------------------------------------------------------------------- charts
+def _ticker_row(t: TickerSummary, now: datetime) -> dict[str, Any]:
+    metrics = t.shown.metrics if t.shown else {}
+    skilled = head_skill(metrics) if all(k in metrics for k in _SKILL_KEYS) else {}
+    created = _instant(t.shown.created_at) if t.shown else None
+    return {"ticker": t.ticker, "production": t.production, "staging": t.staging, "skill": t.skill,
+            "shown": t.shown.version if t.shown else None, "n_versions": len(t.versions),
+            "accuracy": metrics.get("flow_type_accuracy"),
+            "baseline_accuracy": metrics.get("baseline_flow_type_accuracy"),
+            "heads": [{"model": metrics.get(metric), "baseline": metrics.get(base),
+                       "skilled": skilled.get(head)} for head, metric, base, _ in _HEAD_METRICS],
+            "samples": t.shown.tags.get("lineage.n_samples") if t.shown else None,
+            "total_samples": t.total_samples,
+            "last_trained": _instant(t.last_trained),
+            "age": max((now - created).total_seconds(), 0) if isinstance(created, datetime) else None}
+
+
+# ---------------------------------------------------------------------- charts (base64 PNG)
 def _figure(width: float, height: float) -> Any:
-    # A bare Figure draws with Agg and never touches pyplot's global state or a display.
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # draws with Agg, never touches pyplot's state or a display
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _png(fig: Any) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+def _png(fig: Any) -> str:
+    fig.savefig(buffer := io.BytesIO(), format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _history_chart(t: TickerSummary, data: ReportData) -> bytes:
+def _history_chart(t: TickerSummary, data: ReportData) -> str:
     fig = _figure(10, 2.8)
-    axes = fig.subplots(1, len(HEADS))
+    axes = fig.subplots(1, len(_HEAD_METRICS))
     numbers = [v.version for v in t.versions]
-    for ax, (_, metric, base, label, higher) in zip(axes, HEADS, strict=True):
+    for ax, (_, metric, base, label) in zip(axes, _HEAD_METRICS, strict=True):
         values = [v.metrics.get(metric, math.nan) for v in t.versions]
         baselines = [v.metrics.get(base, math.nan) for v in t.versions]
         ax.plot(numbers, values, "o-", color="#3b75af", label="model")
@@ -304,7 +238,7 @@ def _history_chart(t: TickerSummary, data: ReportData) -> bytes:
             i = numbers.index(t.production)
             ax.plot([t.production], [values[i]], "*", color="#e6a700", markersize=16,
                     markeredgecolor="#6b4f00", label=data.production_alias, zorder=3)
-        ax.set_title(f"{label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+        ax.set_title(f"{label} (lower is better)", fontsize=9)
         ax.set_xlabel("version", fontsize=8)
         ax.set_xticks(numbers)
         ax.tick_params(labelsize=8)
@@ -314,7 +248,7 @@ def _history_chart(t: TickerSummary, data: ReportData) -> bytes:
     return _png(fig)
 
 
-def _skill_chart(ranked: Sequence[TickerSummary]) -> bytes:
+def _skill_chart(ranked: Sequence[TickerSummary]) -> str:
     fig = _figure(7, min(0.9 + 0.32 * len(ranked), 40))
     ax = fig.subplots()
     names = [t.ticker for t in reversed(ranked)]
@@ -327,7 +261,7 @@ def _skill_chart(ranked: Sequence[TickerSummary]) -> bytes:
     return _png(fig)
 
 
-def _timeline_chart(events: Sequence[tuple[str, AuditEvent]], tickers: Sequence[str]) -> bytes:
+def _timeline_chart(events: Sequence[tuple[str, AuditEvent]], tickers: Sequence[str]) -> str:
     # One column per move, in order: moves seconds apart and months apart stay readable.
     fig = _figure(10, min(1.6 + 0.35 * len(tickers), 40))
     ax = fig.subplots()
@@ -342,82 +276,24 @@ def _timeline_chart(events: Sequence[tuple[str, AuditEvent]], tickers: Sequence[
                     textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
     step = max(1, math.ceil(len(events) / 20))
     ticks = list(range(0, len(events), step))
-    ax.set_xticks(ticks, [_parse(events[i][1].when).strftime("%m-%d %H:%M") for i in ticks],
+    when = [_instant(events[i][1].when) for i in ticks]
+    ax.set_xticks(ticks, [w.strftime("%m-%d %H:%M") if isinstance(w, datetime) else str(w) for w in when],
                   rotation=35, ha="right", fontsize=7)
-    ax.set_xlim(-0.7, len(events) - 0.3)
     ax.set_yticks(range(len(tickers)), tickers)
-    ax.set_ylim(-0.7, len(tickers) - 0.2)
+    ax.set(xlim=(-0.7, len(events) - 0.3), ylim=(-0.7, len(tickers) - 0.2))
     ax.set_xlabel("alias moves in order (UTC)", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig)
 
 
-# ---------------------------------------------------------------------- formatting
-def _img(png: bytes, alt: str, css_class: str) -> str:
-    encoded = base64.b64encode(png).decode("ascii")
-    return f'<img class="{css_class}" alt="{_e(alt)}" src="data:image/png;base64,{encoded}">'
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _version(value: int | None) -> str:
-    return "-" if value is None else f"v{value}"
-
-
-def _num(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if abs(value) < 10:
-        return f"{value:.3f}"
-    return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _parse(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _short(text: str | None, *, utc: bool = True) -> str:
+# ---------------------------------------------------------------------- timestamps
+def _instant(text: str | None) -> datetime | str | None:
+    # A recorded timestamp in UTC (a naive one is UTC); text that is not ISO 8601 stays as it is.
     if not text:
-        return "-"
+        return None
     try:
-        return _when(_parse(text), utc=utc)
+        value = datetime.fromisoformat(text)
     except ValueError:
         return text
-
-
-def _when(value: datetime, *, utc: bool = True) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M" + (" UTC" if utc else ""))
-
-
-def _age(delta: timedelta | None) -> str:
-    if delta is None:
-        return "-"
-    seconds = max(int(delta.total_seconds()), 0)
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {rest // 60} min"
-    return f"{rest // 60} min" if rest >= 60 else f"{rest} s"
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f272d;
-background:#fff;line-height:1.4}
-header,main,footer{max-width:1320px;margin:0 auto;padding:0 20px}
-header{padding-top:16px}h1{margin:0 0 4px}h2{margin-top:28px;border-bottom:1px solid #ddd}
-.meta,.sub,footer{color:#5f6b73;font-size:.85em}nav{margin:8px 0}code{font-size:.9em}
-table{border-collapse:collapse;width:100%;font-size:.88em}
-th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
-thead th{background:#f3f5f7}tbody tr:nth-child(even){background:#fafbfc}
-table.tickers td{white-space:nowrap}.ok{color:#2e7d32}.bad{color:#c62828}
-tr.rollback{background:#fdecea !important}tr.promote{background:#edf7ed !important}
-.wide{overflow-x:auto}figure{margin:12px 0}img{max-width:100%;height:auto}
-.cols{display:flex;gap:40px;flex-wrap:wrap}.cols>div{flex:1 1 320px}.empty{font-size:1.1em}
-footer{margin:32px auto 24px;border-top:1px solid #ddd;padding-top:8px}
-"""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
