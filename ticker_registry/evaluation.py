@@ -1,17 +1,16 @@
 """Honest evaluation: purged walk-forward, proper scores, naive baselines, significance.
 
 Pure functions on arrays: no MLflow, no I/O, no clock. The model's training
-(:mod:`ticker_registry.model`), the promotion gate, ``compare``, ``best``, the
-report, the ``evaluate`` command and the quality benchmark all decide with the
-functions here, so they can never disagree.
+(:mod:`ticker_registry.model`), the promotion gate, ``compare``, ``best``, the report, the
+``evaluate`` command and the quality benchmark all decide with the functions here, so they
+can never disagree.
 
 Walk-forward
 ------------
-Rows are events in time order; each label looks ``horizon`` ahead of its event.
-The rows are cut into ``n_folds + 1`` contiguous blocks of equal size. Fold
-``k`` (1..n_folds) tests block ``k`` and trains on the rows before it
-(expanding window), **purged**: a training row whose label window
-``(t, t + horizon]`` plus the ``embargo`` reaches the first test event is
+Rows are events in time order; each label looks ``horizon`` ahead of its event. The rows are
+cut into ``n_folds + 1`` contiguous blocks of equal size. Fold ``k`` (1..n_folds) tests
+block ``k`` and trains on the rows before it (expanding window), **purged**: a training row
+whose label window ``(t, t + horizon]`` plus the ``embargo`` reaches the first test event is
 dropped, so no training label has seen the test period.
 
 Scores and baselines (per head, per row, lower is better)
@@ -22,7 +21,7 @@ head                loss                        naive baselines (fitted on the f
 flow_type           log-loss (nats)             class prior (Laplace-smoothed frequencies);
                                                 accuracy also against the majority class and
                                                 persistence (the window's own flow continuing)
-impact              squared error (bps²)        zero; training mean
+impact              squared error (bps²)        zero; training mean; training median
 time_to_execution   squared error (s²)          training mean; training median
 ==================  ==========================  =================================================
 
@@ -31,19 +30,17 @@ A head's *best baseline* is the one with the lower pooled out-of-sample loss
 
 Skill and significance
 ----------------------
-``skill = 1 - loss_model / loss_baseline`` on all out-of-sample rows pooled
-(0: as good as the baseline, 1: perfect). Its uncertainty comes from the
-per-row loss differences ``d = loss_baseline - loss_model``, clustered into
-consecutive time blocks of ``2 x horizon`` (labels within a horizon of each
-other overlap, so single rows are not independent): the cluster-robust
-standard error of the mean of ``d`` gives ``z``. A head **has skill** only
-when ``z`` exceeds the one-sided normal quantile of ``alpha`` (config
-``skill_alpha``, default 0.05, so z > 1.645). Heads trained on shuffled labels
-reach that on far fewer than 5 % of trainings (``benchmarks/quality.py``).
+``skill = 1 - loss_model / loss_baseline`` on all out-of-sample rows pooled (0: as good as
+the baseline, 1: perfect). Its uncertainty comes from the per-row loss differences
+``d = loss_baseline - loss_model``, clustered into consecutive time blocks of
+``2 x horizon`` (labels within a horizon of each other overlap, so single rows are not
+independent): the cluster-robust standard error of the mean of ``d`` gives ``z``. A head
+**has skill** only when ``z`` exceeds the one-sided normal quantile of ``alpha`` (config
+``skill_alpha``, default 0.05, so z > 1.645). Heads trained on shuffled labels reach that
+on far fewer than 5 % of trainings (``benchmarks/quality.py``).
 
-A head whose training label is constant or has fewer than
-:data:`MIN_DISTINCT_VALUES` distinct values is **not evaluable**: no skill, no
-score, its baseline serves it.
+A head whose training label is constant or has fewer than :data:`MIN_DISTINCT_VALUES`
+distinct values is **not evaluable**: no skill, no score, its baseline serves it.
 """
 
 from __future__ import annotations
@@ -56,55 +53,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "HEADS",
-    "MIN_DISTINCT_VALUES",
-    "BaselineModel",
-    "Fold",
-    "HeadComparison",
-    "HeadEvaluation",
-    "compare_losses",
-    "fit_baselines",
-    "gate_verdict",
-    "evaluation_rows",
-    "head_skill",
-    "served_skill_score",
-    "head_losses",
-    "judge_head",
-    "persistence_class",
-    "purged_folds",
-    "put_head",
-    "take_head",
-    "z_threshold",
-]
+from .features import FLOW_TYPES, LABEL_NAMES, flow_class
 
-HEADS: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
-N_CLASSES = 3
+__all__ = ["BASELINE_KINDS", "HEADS", "LOSS_METRICS", "MIN_DISTINCT_VALUES", "N_CLASSES",
+           "BaselineModel", "Fold", "HeadComparison", "HeadEvaluation", "compare_losses",
+           "evaluation_rows", "fit_baselines", "gate_verdict", "head_losses", "head_skill",
+           "judge_head", "persistence_class", "purged_folds", "put_head", "served_skill_score",
+           "take_head", "z_threshold"]
+
+#: The three heads, in output order: the labels they are trained on.
+HEADS: tuple[str, ...] = LABEL_NAMES
+N_CLASSES = len(FLOW_TYPES)
+#: The recorded loss metric of each head (``metric.<name>`` on a version, lower is better).
+LOSS_METRICS: dict[str, str] = {"flow_type": "flow_type_logloss", "impact": "impact_mse",
+                                "time_to_execution": "time_to_execution_mse"}
 #: Fewer distinct training label values than this: the head is not evaluable.
 MIN_DISTINCT_VALUES = 3
 _PROB_FLOOR = 1e-6
-#: Baseline kinds per head, in the order they are listed.
+#: Baseline kinds each head is judged against, in the order they are listed (and tie-broken).
 BASELINE_KINDS: dict[str, tuple[str, ...]] = {
-    "flow_type": ("prior",),
-    "impact": ("zero", "mean"),
-    "time_to_execution": ("mean", "median"),
-}
+    "flow_type": ("prior",), "impact": ("zero", "mean", "median"),
+    "time_to_execution": ("mean", "median")}
+#: The baseline that serves a head which is not evaluable.
+_FALLBACK_BASELINE = {"flow_type": "prior", "impact": "mean", "time_to_execution": "median"}
 
 
 # --------------------------------------------------------------------------- prediction matrix
+def _columns(head: str) -> slice | int:
+    """Where a head sits in an (n, 5) prediction matrix: 3 class probabilities, impact, time."""
+    return slice(0, N_CLASSES) if head == "flow_type" else N_CLASSES + HEADS.index(head) - 1
+
+
 def take_head(matrix: np.ndarray, head: str) -> np.ndarray:
     """A head's part of an (n, 5) prediction matrix: 3 class probabilities, impact, time."""
-    if head == "flow_type":
-        return matrix[:, :N_CLASSES]
-    return matrix[:, N_CLASSES + HEADS.index(head) - 1]
+    return matrix[:, _columns(head)]
 
 
 def put_head(matrix: np.ndarray, head: str, values: np.ndarray) -> None:
     """Write a head's predictions into an (n, 5) prediction matrix (see :func:`take_head`)."""
-    if head == "flow_type":
-        matrix[:, :N_CLASSES] = values
-    else:
-        matrix[:, N_CLASSES + HEADS.index(head) - 1] = values
+    matrix[:, _columns(head)] = values
 
 
 # --------------------------------------------------------------------------- folds
@@ -138,22 +125,19 @@ def purged_folds(event_ns: np.ndarray, horizon_ns: int, n_folds: int, *,
     Returns
     -------
     list of Fold
-        In time order; every training row ``t`` satisfies
-        ``t + horizon_ns + embargo_ns < first test event``.
+        In time order; every training row ``t`` has ``t + horizon_ns + embargo_ns < first test event``.
     """
     t = np.asarray(event_ns, dtype=np.int64)
-    n = t.size
     if n_folds < 1:
         raise ValueError(f"n_folds must be at least 1, got {n_folds!r}")
-    bounds = np.linspace(0, n, n_folds + 2).round().astype(np.int64)
+    bounds = np.linspace(0, t.size, n_folds + 2).round().astype(np.int64)
     folds = []
     for k in range(1, n_folds + 1):
         start, stop = int(bounds[k]), int(bounds[k + 1])
         if stop <= start:
             continue
-        first_test = t[start]
         # rows before the block whose label window (plus embargo) stays before the test block
-        keep = int(np.searchsorted(t[:start], first_test - horizon_ns - embargo_ns, side="left"))
+        keep = int(np.searchsorted(t[:start], t[start] - horizon_ns - embargo_ns, side="left"))
         if keep < min_train:
             continue
         folds.append(Fold(k, np.arange(keep), np.arange(start, stop), start - keep))
@@ -178,6 +162,10 @@ class BaselineModel:
     def to_dict(self) -> dict[str, Any]:
         return {"head": self.head, "values": dict(self.values)}
 
+    def predictions(self, n: int) -> dict[str, np.ndarray]:
+        """``n`` rows of each baseline the head is judged against (``BASELINE_KINDS`` order)."""
+        return {kind: self.predict(kind, n) for kind in BASELINE_KINDS[self.head]}
+
 
 def fit_baselines(head: str, y: np.ndarray) -> BaselineModel:
     """Fit every naive baseline of ``head`` on training labels ``y``."""
@@ -194,8 +182,7 @@ def fit_baselines(head: str, y: np.ndarray) -> BaselineModel:
 
 def persistence_class(signed_volume_imbalance: np.ndarray, flow_band: float) -> np.ndarray:
     """The flow class of each event's own window: the 'flow continues' forecast."""
-    s = np.asarray(signed_volume_imbalance, dtype=np.float64)
-    return np.where(s > flow_band, 2, np.where(s < -flow_band, 0, 1))
+    return flow_class(np.asarray(signed_volume_imbalance, dtype=np.float64), flow_band)
 
 
 def head_losses(head: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -221,35 +208,26 @@ def z_threshold(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha)
 
 
-def _clustered_mean(d: np.ndarray, clusters: np.ndarray) -> tuple[float, float, int]:
-    """Mean of ``d`` and its cluster-robust standard error; also the number of clusters."""
-    n = d.size
-    if n == 0:
-        return 0.0, math.inf, 0
-    mean = float(d.mean())
-    _, inverse = np.unique(clusters, return_inverse=True)
-    sums = np.bincount(inverse, weights=d - mean)
-    g = sums.size
-    if g < 2:
-        return mean, math.inf, g
-    var = float(np.sum(sums ** 2)) / n ** 2 * g / (g - 1)
-    return mean, math.sqrt(var) if var > 0 else 0.0, g
+def _paired_test(reference_loss: np.ndarray, loss: np.ndarray, event_ns: np.ndarray,
+                 horizon_ns: int) -> tuple[float, float, float]:
+    """How much lower ``loss`` is than ``reference_loss`` per row: mean, its SE and z.
 
-
-def _z(mean: float, se: float) -> float:
-    """mean / se, with a zero standard error read as certainty of the mean's sign."""
-    if se > 0:
-        return mean / se
-    return 0.0 if mean == 0 else math.copysign(math.inf, mean)
-
-
-def time_clusters(event_ns: np.ndarray, horizon_ns: int) -> np.ndarray:
-    """Cluster id of each row: consecutive blocks of ``2 x horizon`` of event time."""
+    The standard error is cluster-robust, the clusters consecutive blocks of ``2 x horizon``
+    of event time; a zero standard error is read as certainty of the mean's sign. The one
+    test of skill (model against baseline) and of the gate (candidate against production).
+    """
+    d = np.asarray(reference_loss, dtype=np.float64) - loss
+    if d.size == 0:
+        return 0.0, math.inf, 0.0
     t = np.asarray(event_ns, dtype=np.int64)
-    if t.size == 0:
-        return t
-    width = max(int(2 * horizon_ns), 1)
-    return (t - t.min()) // width
+    _, clusters = np.unique((t - t.min()) // max(int(2 * horizon_ns), 1), return_inverse=True)
+    mean = float(d.mean())
+    sums = np.bincount(clusters, weights=d - mean)
+    g = sums.size
+    var = float(np.sum(sums ** 2)) / d.size ** 2 * g / (g - 1) if g >= 2 else math.inf
+    se = math.sqrt(var) if var > 0 else 0.0
+    z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    return mean, se, z
 
 
 # --------------------------------------------------------------------------- judging a head
@@ -279,8 +257,7 @@ class HeadEvaluation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HeadEvaluation:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def summary(self) -> str:
         """One phrase: the head, its source and its skill with interval."""
@@ -301,28 +278,25 @@ def judge_head(head: str, *, y: np.ndarray, model_pred: np.ndarray,
     Parameters
     ----------
     y, model_pred, baseline_preds
-        True labels and out-of-sample predictions of the model and of each
-        baseline kind, for all test rows of all folds.
+        True labels and out-of-sample predictions of the model and of each baseline kind,
+        for all test rows of all folds.
     event_ns, fold_of_row
         Event time and fold number of each test row.
     alpha
         One-sided significance level of the skill test.
     extra_accuracy
-        flow_type only: class forecasts (majority, persistence) whose
-        accuracy is reported beside the model's.
+        flow_type only: class forecasts (majority, persistence) whose accuracy is
+        reported beside the model's.
     """
     if not evaluable_head or len(y) == 0:
-        chosen = BASELINE_KINDS[head][-1] if head != "flow_type" else "prior"
-        return HeadEvaluation(head, False, baseline=chosen,
+        return HeadEvaluation(head, False, baseline=_FALLBACK_BASELINE[head],
                               reason=not_evaluable_reason or "no out-of-sample rows")
     model_loss = head_losses(head, y, model_pred)
     base_losses = {kind: head_losses(head, y, pred) for kind, pred in baseline_preds.items()}
     best = min(base_losses, key=lambda kind: float(base_losses[kind].mean()))
-    d = base_losses[best] - model_loss
-    mean_d, se, _ = _clustered_mean(d, time_clusters(event_ns, horizon_ns))
+    mean_d, se, z = _paired_test(base_losses[best], model_loss, event_ns, horizon_ns)
     base_mean = float(base_losses[best].mean())
     scale = base_mean if base_mean > 0 else math.inf
-    z = _z(mean_d, se)
     half = 1.959963984540054 * se / scale if math.isfinite(se) else math.inf
     fold_skill = []
     for k in np.unique(fold_of_row):
@@ -369,9 +343,7 @@ def compare_losses(head: str, y: np.ndarray, candidate_pred: np.ndarray,
     """Paired, clustered test of the candidate's per-row loss against production's."""
     cand = head_losses(head, y, candidate_pred)
     prod = head_losses(head, y, production_pred)
-    d = prod - cand
-    mean_d, se, _ = _clustered_mean(d, time_clusters(event_ns, horizon_ns))
-    z = _z(mean_d, se)
+    mean_d, _, z = _paired_test(prod, cand, event_ns, horizon_ns)
     threshold = z_threshold(alpha)
     verdict = "better" if z > threshold else ("worse" if z < -threshold else "same")
     prod_mean = float(prod.mean()) if prod.size else math.nan
@@ -408,23 +380,20 @@ def served_skill_score(metrics: Mapping[str, float]) -> float:
 
 def evaluation_rows(heads: Mapping[str, HeadEvaluation]) -> list[dict[str, Any]]:
     """The walk-forward table, one row per head (``evaluate``, the report, the quality script)."""
-    rows = []
-    for head, e in heads.items():
-        rows.append({
-            "head": head,
-            "evaluable": e.evaluable,
-            "serves": e.source if e.source == "model" else f"baseline ({e.baseline})",
-            "loss": "log-loss" if head == "flow_type" else "MSE",
-            "model": e.model_loss if e.evaluable else None,
-            "baseline": e.baseline,
-            **{f"baseline_{k}": v for k, v in e.baseline_losses.items()},
-            "skill": e.skill if e.evaluable else None,
-            "skill_low": e.skill_low if e.evaluable else None,
-            "skill_high": e.skill_high if e.evaluable else None,
-            "z": e.z if e.evaluable and math.isfinite(e.z) else None,
-            "folds_won": f"{e.folds_won}/{e.n_folds}" if e.evaluable else None,
-            "fold_skill": [round(x, 4) for x in e.fold_skill],
-            **{f"accuracy_{k}": v for k, v in e.accuracy.items()},
-            "reason": e.reason,
-        })
-    return rows
+    return [{
+        "head": head,
+        "evaluable": e.evaluable,
+        "serves": e.source if e.source == "model" else f"baseline ({e.baseline})",
+        "loss": "log-loss" if head == "flow_type" else "MSE",
+        "model": e.model_loss if e.evaluable else None,
+        "baseline": e.baseline,
+        **{f"baseline_{k}": v for k, v in e.baseline_losses.items()},
+        "skill": e.skill if e.evaluable else None,
+        "skill_low": e.skill_low if e.evaluable else None,
+        "skill_high": e.skill_high if e.evaluable else None,
+        "z": e.z if e.evaluable and math.isfinite(e.z) else None,
+        "folds_won": f"{e.folds_won}/{e.n_folds}" if e.evaluable else None,
+        "fold_skill": [round(x, 4) for x in e.fold_skill],
+        **{f"accuracy_{k}": v for k, v in e.accuracy.items()},
+        "reason": e.reason,
+    } for head, e in heads.items()]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, load_config
-from .evaluation import HEADS, HeadEvaluation, fit_baselines, head_losses
+from .evaluation import HEADS, LOSS_METRICS, HeadEvaluation, fit_baselines, head_losses, take_head
 from .exceptions import ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .heads import HEAD_SUFFIX, Head, train_head
@@ -122,16 +122,7 @@ class OrderFlowModel:
         """
         cfg = self.config
         features = feature_matrix(X)
-        missing = [c for c in HEADS if not isinstance(y, pd.DataFrame) or c not in y.columns]
-        if missing:
-            raise TrainingDataError(f"labels y lack column(s) {missing}; y must be a DataFrame "
-                                    f"with {', '.join(HEADS)} (see build_training_set)")
-        if len(y) != len(features):
-            raise TrainingDataError(f"X has {len(features)} rows but y has {len(y)} rows; give "
-                                    "one label row per feature row")
-        labels = {"flow_type": flow_codes(y["flow_type"]),
-                  "impact": y["impact"].to_numpy(dtype=np.float64),
-                  "time_to_execution": y["time_to_execution"].to_numpy(dtype=np.float64)}
+        labels = _label_arrays(y, len(features))
         n = len(features)
         if n < MIN_TRAINING_ROWS:
             raise TrainingDataError(f"{n} training rows; at least {MIN_TRAINING_ROWS} are needed "
@@ -175,15 +166,14 @@ class OrderFlowModel:
         """Per-head losses of this version's served predictions on ``(X, y)``."""
         self._check_fitted()
         raw = self.predict_matrix(feature_matrix(X))
-        flow = flow_codes(y["flow_type"])
-        return {
-            "flow_type_logloss": float(head_losses("flow_type", flow, raw[:, :3]).mean()),
-            "flow_type_accuracy": float(np.mean(np.argmax(raw[:, :3], axis=1) == flow)),
-            "impact_mse": float(head_losses("impact", y["impact"].to_numpy(np.float64),
-                                            raw[:, 3]).mean()),
-            "time_to_execution_mse": float(head_losses(
-                "time_to_execution", y["time_to_execution"].to_numpy(np.float64), raw[:, 4]).mean()),
-        }
+        labels = _label_arrays(y, len(raw))
+        scores: dict[str, float] = {}
+        for head in HEADS:
+            scores[LOSS_METRICS[head]] = float(head_losses(head, labels[head], take_head(raw, head)).mean())
+            if head == "flow_type":
+                predicted = np.argmax(take_head(raw, head), axis=1)
+                scores["flow_type_accuracy"] = float(np.mean(predicted == labels[head]))
+        return scores
 
     def _prepare_serving(self) -> None:
         """Constant rows for the heads served by their baseline (the hot path reads these)."""
@@ -274,6 +264,25 @@ class OrderFlowModel:
                              for h, e in (manifest.get("evaluation") or {}).items() if h in HEADS}
         model._constant = served.constant
         return model
+
+
+def _label_arrays(y: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
+    """Each head's labels as an array (flow_type as class codes), one per feature row.
+
+    Raises
+    ------
+    TrainingDataError
+        ``y`` is not a frame with the ``HEADS`` columns or has another number of rows.
+    """
+    missing = [c for c in HEADS if not isinstance(y, pd.DataFrame) or c not in y.columns]
+    if missing:
+        raise TrainingDataError(f"labels y lack column(s) {missing}; y must be a DataFrame "
+                                f"with {', '.join(HEADS)} (see build_training_set)")
+    if len(y) != n_rows:
+        raise TrainingDataError(f"X has {n_rows} rows but y has {len(y)} rows; give "
+                                "one label row per feature row")
+    return {h: flow_codes(y[h]) if h == "flow_type" else y[h].to_numpy(dtype=np.float64)
+            for h in HEADS}
 
 
 def _event_times(X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ import numpy as np
 
 from .evaluation import (
     HEADS,
+    LOSS_METRICS,
+    N_CLASSES,
     HeadEvaluation,
     evaluable,
     fit_baselines,
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
     from .features import FeatureSpec
 
 __all__ = ["GateHoldout", "WalkForwardReport", "walk_forward"]
-
-_N_CLASSES = 3
-
 
 @dataclass(frozen=True)
 class GateHoldout:
@@ -83,12 +82,10 @@ def walk_forward(features: np.ndarray, labels: dict[str, np.ndarray], event_ns: 
         for head in HEADS:
             y_train = labels[head][train]
             base = fit_baselines(head, y_train)
-            kinds = ("prior",) if head == "flow_type" else tuple(
-                k for k in ("zero", "mean", "median") if k in base.values)
-            base_preds = {k: base.predict(k, test.size) for k in kinds}
+            base_preds = base.predictions(test.size)
             if evaluable(head, y_train):
                 model = train_head(cfg.model_type, features[train], y_train,
-                                   n_classes=_N_CLASSES if head == "flow_type" else 0,
+                                   n_classes=N_CLASSES if head == "flow_type" else 0,
                                    hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
                 pred = model.predict(np.ascontiguousarray(features[test]))
             else:
@@ -125,7 +122,7 @@ def walk_forward(features: np.ndarray, labels: dict[str, np.ndarray], event_ns: 
     holdout_start = None
     if folds:
         test = folds[-1].test
-        served = np.empty((test.size, _N_CLASSES + 2))
+        served = np.empty((test.size, N_CLASSES + 2))
         for head in HEADS:
             pred, base_preds = last_fold[head]
             if heads[head].source != "model":
@@ -147,11 +144,9 @@ def _constant_reason(head: str, y: np.ndarray) -> str:
 
 def _metrics(heads: dict[str, HeadEvaluation]) -> dict[str, float]:
     """Flat, finite metrics of the evaluation (the version's ``metric.*`` tags and run metrics)."""
-    names = {"flow_type": "flow_type_logloss", "impact": "impact_mse",
-             "time_to_execution": "time_to_execution_mse"}
     out: dict[str, float] = {}
     for head, e in heads.items():
-        key = names[head]
+        key = LOSS_METRICS[head]
         if e.evaluable:
             out[key] = e.model_loss
             out[f"baseline_{key}"] = e.baseline_losses[e.baseline]
