@@ -1,82 +1,80 @@
-"""Typed, validated configuration.
+"""Typed, validated, immutable configuration.
 
-A :class:`Config` is built from a dict (``Config.from_dict``) or a YAML file
-(``load_config``). Unknown keys, wrong types and out-of-range values are
-refused with a :class:`~ticker_registry.exceptions.ConfigError` that names the
-key, the value, the source and the allowed form. The config is frozen; derive
-a changed copy with :meth:`Config.replace`.
+A :class:`Config` is a frozen pydantic model, built by keyword
+(``Config(model_type="lightgbm")``), from a mapping (``Config.from_dict``) or
+by :func:`load_config`, which also takes a YAML path or None. Unknown keys,
+wrong types and out-of-range values are refused with ONE
+:class:`~ticker_registry.exceptions.ConfigError` that names the key, the value,
+where it came from and the allowed form; pydantic's ``ValidationError`` never
+escapes. Derive a changed copy with :meth:`Config.replace`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, NoneType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import annotated_types
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from .config_yaml import MAX_CONFIG_BYTES, read_config_file
 from .exceptions import ConfigError
+from .hyperparameters import (
+    DEFAULT_HYPERPARAMETERS,
+    HYPERPARAMETER_BOUNDS,
+    MODEL_TYPES,
+    HyperparameterTable,
+    describe_bounds,
+)
 
-__all__ = ["HYPERPARAMETER_BOUNDS", "MODEL_TYPES", "Config", "load_config"]
+__all__ = ["CONFIG_FORMS", "DEFAULT_HYPERPARAMETERS", "HYPERPARAMETER_BOUNDS", "MAX_CONFIG_BYTES",
+           "MODEL_TYPES", "Config", "ConfigSource", "load_config"]
 
-MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
+#: The forms of config the public API accepts, as a refusal names them.
+CONFIG_FORMS = ("a Config, a mapping of config keys (a dict), the path of a YAML config file "
+                "(str or Path), or None for the defaults")
 
-#: Hyperparameters each model type accepts, with their defaults.
-# Shallow, heavily regularised trees: the order-flow signal is weak and noisy, and deep
-# trees fitted it worse than a constant out of sample (README, "Default hyperparameters",
-# measured by purged walk-forward on the real trades with ``python -m benchmarks.quality``).
-DEFAULT_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
-    "xgboost": {
-        "n_estimators": 100,
-        "max_depth": 2,
-        "learning_rate": 0.05,
-        "subsample": 0.7,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 200.0,
-        "reg_lambda": 20.0,
-    },
-    "lightgbm": {
-        "n_estimators": 100,
-        "num_leaves": 4,
-        "learning_rate": 0.05,
-        "min_child_samples": 200,
-        "subsample": 0.7,
-        "colsample_bytree": 0.8,
-        "reg_lambda": 20.0,
-    },
-    "random_forest": {
-        "n_estimators": 100,
-        "max_depth": 6,
-        "min_samples_leaf": 200,
-        "max_features": 0.5,
-    },
-}
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
+#: Error type of the rules below; their message is the whole explanation.
+_RULE = "config_rule"
+#: Where the config being validated came from, for the message of a refusal (set by from_dict).
+_SOURCE: ContextVar[str] = ContextVar("config_source", default="Config(...)")
+#: Longest repr of a bad value quoted in a message: a huge value never makes a huge message.
+_SHOWN = 80
 
 
-#: Allowed range of every hyperparameter: (kind, low, high, low_open). The upper bounds keep a
-#: training finite in time and memory (a config with n_estimators: 100000000 is refused, not
-#: trained for ever) and are far above anything the walk-forward favours.
-HYPERPARAMETER_BOUNDS: dict[str, dict[str, tuple[type, float, float, bool]]] = {
-    "xgboost": {
-        "n_estimators": (int, 1, 5000, False), "max_depth": (int, 1, 16, False),
-        "learning_rate": (float, 0, 1, True), "subsample": (float, 0, 1, True),
-        "colsample_bytree": (float, 0, 1, True), "min_child_weight": (float, 0, 1e6, False),
-        "reg_lambda": (float, 0, 1e6, False),
-    },
-    "lightgbm": {
-        "n_estimators": (int, 1, 5000, False), "num_leaves": (int, 2, 4096, False),
-        "learning_rate": (float, 0, 1, True), "min_child_samples": (int, 1, 1_000_000, False),
-        "subsample": (float, 0, 1, True), "colsample_bytree": (float, 0, 1, True),
-        "reg_lambda": (float, 0, 1e6, False),
-    },
-    "random_forest": {
-        "n_estimators": (int, 1, 2000, False), "max_depth": (int, 1, 40, False),
-        "min_samples_leaf": (int, 1, 1_000_000, False), "max_features": (float, 0, 1, True),
-    },
-}
+def _check_alias(alias: str) -> str:
+    if not _ALIAS.fullmatch(alias) or alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
+        raise PydanticCustomError(_RULE, "an alias is 1-255 letters, digits, '_' or '-', and not "
+                                         "'latest' or v<number> (MLflow reserves those)")
+    return alias
+
+
+def _check_namespace(namespace: str) -> str:
+    if not _NAMESPACE.fullmatch(namespace):
+        raise PydanticCustomError(
+            _RULE, "a namespace is 1-100 letters, digits, '_' or '-' (it prefixes registered model "
+                   "names and is used in registry searches, where characters such as '%' would "
+                   "match other namespaces)")
+    return namespace
 
 
 def _freeze(value: Any) -> Any:
@@ -86,18 +84,22 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _field(default: Any, kind: type | tuple[type, ...], doc: str, *, low: float | None = None,
-           high: float | None = None, low_open: bool = False, choices: tuple[Any, ...] | None = None,
-           optional: bool = False, words: tuple[str, ...] = ()) -> Any:
-    meta = {"kind": kind, "doc": doc, "low": low, "high": high, "low_open": low_open,
-            "choices": choices, "optional": optional, "words": words}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=meta)
-    return field(default=default, metadata=meta)
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
-@dataclass(frozen=True)
-class Config:
+# A whole number stays an int (``prediction_horizon: 5`` is 5, not 5.0), so to_dict(),
+# the manifests and the training fingerprints read as the config was written.
+Number = int | float
+Alias = Annotated[str, AfterValidator(_check_alias)]
+Text = Annotated[str, Field(pattern=r"\S")]  # not empty, not blank
+ModelType = Literal["xgboost", "lightgbm", "random_forest"]
+assert get_args(ModelType) == MODEL_TYPES
+
+
+class Config(BaseModel):
     """Every setting of ticker-registry, with its default.
 
     Keys (all optional in a file; defaults shown in brackets):
@@ -120,7 +122,8 @@ class Config:
     - ``skill_alpha`` [0.05]: one-sided significance level of a head's skill
       over its best naive baseline (see :mod:`ticker_registry.evaluation`).
     - ``random_seed`` [42], ``n_jobs`` [1]: threads per model head.
-    - ``hyperparameters`` [{}]: per model type overrides of ``DEFAULT_HYPERPARAMETERS``.
+    - ``hyperparameters`` [{}]: per model type overrides of ``DEFAULT_HYPERPARAMETERS``,
+      each within ``HYPERPARAMETER_BOUNDS`` (:mod:`ticker_registry.hyperparameters`).
     - ``namespace`` [order_flow]: registered models are named ``<namespace>.<TICKER>``.
     - ``production_alias`` [production], ``staging_alias`` [staging].
     - ``auto_promote`` [true]: promote a candidate that beats production.
@@ -136,77 +139,108 @@ class Config:
       exiting) waits for an in-flight training before abandoning it; its samples stay
       for the next process.
     - ``symbol`` [null]: the strategy's ticker.
+
+    The config is frozen: assigning an attribute raises ``FrozenInstanceError`` and
+    ``hyperparameters`` is a read-only mapping.
     """
 
-    model_type: str = _field("xgboost", str, "model family", choices=MODEL_TYPES)
-    min_training_samples: int = _field(1000, int, "samples before first training", low=10)
-    retrain_interval: int = _field(500, int, "new samples between retrainings", low=1)
-    prediction_horizon: float = _field(5, (int, float), "label horizon in minutes", low=0, low_open=True,
-                                       high=24 * 60)
-    sequence_length: int = _field(20, int, "trades per feature window", low=2, high=10_000)
-    large_order_threshold: float | str = _field("auto", (int, float, str), "notional of a large order",
-                                                low=0, low_open=True, words=("auto",))
-    flow_band: float = _field(0.2, (int, float), "signed-volume share band", low=0, high=1)
-    validation_fraction: float = _field(0.2, (int, float), "holdout share", low=0.05, high=0.5)
-    random_seed: int = _field(42, int, "random seed", low=0)
-    cv_folds: int = _field(5, int, "walk-forward folds", low=2, high=20)
-    cv_embargo: float = _field(0, (int, float), "minutes of embargo after the purge", low=0,
-                               high=24 * 60)
-    skill_alpha: float = _field(0.05, (int, float), "significance level of skill", low=0,
-                                low_open=True, high=0.5)
-    n_jobs: int = _field(1, int, "threads per head", low=1, high=256)
-    hyperparameters: Mapping[str, Any] = _field({}, (dict, MappingProxyType),
-                                                "per model type hyperparameters")
-    namespace: str = _field("order_flow", str, "registered model name prefix")
-    production_alias: str = _field("production", str, "alias of the serving version")
-    staging_alias: str = _field("staging", str, "alias of the candidate version")
-    auto_promote: bool = _field(True, bool, "promote a better candidate automatically")
-    mirror_stages: bool = _field(False, bool, "mirror aliases to deprecated stages")
-    log_plots: bool = _field(False, bool, "log plots with each version")
-    max_cached_models: int = _field(64, int, "models held in memory", low=1)
-    refresh_interval: float = _field(30.0, (int, float), "seconds between alias checks", low=0)
-    max_model_age: float | None = _field(None, (int, float), "seconds before stale", low=0,
-                                         low_open=True, optional=True)
-    performance_window: int = _field(500, int, "samples in the live score", low=10)
-    skill_drop_threshold: float | None = _field(None, (int, float), "live accuracy floor", low=0,
-                                                high=1, optional=True)
-    registry_timeout: float = _field(10.0, (int, float), "seconds per registry request", low=0,
-                                     low_open=True)
-    close_timeout: float = _field(300.0, (int, float), "seconds a closing manager waits for a "
-                                  "training", low=0, high=24 * 3600)
-    symbol: str | None = _field(None, str, "strategy ticker", optional=True)
+    # strict: "many" is not a count, 2.0 is not an integer, "yes" is not true; nan/inf refused
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False,
+                              protected_namespaces=())
 
-    def __post_init__(self) -> None:
-        _validate(self, source="<dict>")
-        object.__setattr__(self, "hyperparameters", _freeze(self.hyperparameters))
+    model_type: ModelType = Field("xgboost", description="model family")
+    min_training_samples: int = Field(1000, ge=10, description="samples before first training")
+    retrain_interval: int = Field(500, ge=1, description="new samples between retrainings")
+    prediction_horizon: Number = Field(5, gt=0, le=24 * 60, description="label horizon in minutes")
+    sequence_length: int = Field(20, ge=2, le=10_000, description="trades per feature window")
+    large_order_threshold: Literal["auto"] | Annotated[Number, Field(gt=0)] = Field(
+        "auto", description="notional of a large order")
+    flow_band: Number = Field(0.2, ge=0, le=1, description="signed-volume share band")
+    validation_fraction: Number = Field(0.2, ge=0.05, le=0.5, description="holdout share")
+    random_seed: int = Field(42, ge=0, description="random seed")
+    cv_folds: int = Field(5, ge=2, le=20, description="walk-forward folds")
+    cv_embargo: Number = Field(0, ge=0, le=24 * 60, description="minutes of embargo after the purge")
+    skill_alpha: Number = Field(0.05, gt=0, le=0.5, description="significance level of skill")
+    n_jobs: int = Field(1, ge=1, le=256, description="threads per head")
+    hyperparameters: Annotated[HyperparameterTable, AfterValidator(_freeze)] = Field(
+        default_factory=lambda: MappingProxyType({}), description="per model type hyperparameters")
+    namespace: Annotated[str, AfterValidator(_check_namespace)] = Field(
+        "order_flow", description="registered model name prefix")
+    production_alias: Alias = Field("production", description="alias of the serving version")
+    staging_alias: Alias = Field("staging", description="alias of the candidate version")
+    auto_promote: bool = Field(True, description="promote a better candidate automatically")
+    mirror_stages: bool = Field(False, description="mirror aliases to deprecated stages")
+    log_plots: bool = Field(False, description="log plots with each version")
+    max_cached_models: int = Field(64, ge=1, description="models held in memory")
+    refresh_interval: Number = Field(30.0, ge=0, description="seconds between alias checks")
+    max_model_age: Number | None = Field(None, gt=0, description="seconds before stale")
+    performance_window: int = Field(500, ge=10, description="samples in the live score")
+    skill_drop_threshold: Number | None = Field(None, ge=0, le=1, description="live accuracy floor")
+    registry_timeout: Number = Field(10.0, gt=0, description="seconds per registry request")
+    close_timeout: Number = Field(300.0, ge=0, le=24 * 3600,
+                                  description="seconds a closing manager waits for a training")
+    symbol: Text | None = Field(None, description="strategy ticker")
+
+    @field_validator("staging_alias")
+    @classmethod
+    def _aliases_differ(cls, staging: str, info: ValidationInfo) -> str:
+        if staging == info.data.get("production_alias"):
+            raise PydanticCustomError(_RULE, "production_alias and staging_alias are both {alias}; "
+                                             "give them different names", {"alias": repr(staging)})
+        return staging
+
+    def __init__(self, /, **data: Any) -> None:
+        # every construction (keyword, from_dict, replace) passes here, so no ValidationError escapes
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(exc, _SOURCE.get()) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # pydantic's frozen models raise its ValidationError here; keep the builtin contract
+        raise dataclasses.FrozenInstanceError(
+            f"cannot assign to field {name!r}: a Config is frozen; use config.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}: a Config is frozen")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None = None, *, source: str = "<dict>") -> Config:
-        """Build a config from a mapping; unknown keys are refused."""
-        data = dict(data or {})
+        """Build a config from a mapping; unknown keys are refused.
+
+        ``source`` (a file name, say) is quoted in error messages.
+        """
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config from {source} is {_shown(data)} (type {type(data).__name__}), "
+                              "not a mapping of config keys to values")
         odd = [k for k in data if not isinstance(k, str)]
         if odd:
             raise ConfigError(f"config key {odd[0]!r} in {source} is not a name; keys are "
                               "names such as 'model_type'")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown config key {unknown[0]!r} in {source}; "
-                f"known keys are: {', '.join(sorted(known))}"
-            )
+        token = _SOURCE.set(source)
         try:
             return cls(**data)
-        except ConfigError as exc:
-            raise ConfigError(str(exc).replace("<dict>", source)) from None
+        finally:
+            _SOURCE.reset(token)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **_: Any) -> Config:
+        """pydantic's entry point, routed through :meth:`from_dict` so a refusal is a ConfigError."""
+        return obj if isinstance(obj, Config) else cls.from_dict(obj)
 
     def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied and validated."""
         return Config.from_dict({**self.to_dict(), **changes})
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Config:
+        """:meth:`replace` under pydantic's name: pydantic's own copies ``update`` unvalidated."""
+        return self.replace(**(update or {}))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every key (JSON-serialisable)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {name: _plain(getattr(self, name)) for name in type(self).model_fields}
 
     def model_hyperparameters(self) -> dict[str, Any]:
         """Hyperparameters of ``model_type``: defaults overlaid with the config's."""
@@ -214,175 +248,134 @@ class Config:
                 **self.hyperparameters.get(self.model_type, {})}
 
 
-#: Largest config file read (characters); configs are a few hundred bytes.
-MAX_CONFIG_BYTES = 1 << 20
+#: Anything :func:`load_config` turns into a Config.
+ConfigSource = Config | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
-def _strict_loader() -> type:
-    """A YAML SafeLoader without anchors/aliases (a 400-byte alias bomb expands to gigabytes)
-    and without duplicate keys (silently last-wins otherwise)."""
-    import yaml
+def load_config(source: ConfigSource = None) -> Config:
+    """A :class:`Config` from any of the forms the public API accepts.
 
-    class StrictLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"YAML aliases (*{event.anchor}) are not allowed in a config",
-                    event.start_mark)
-            event = self.peek_event()
-            if getattr(event, "anchor", None):
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"YAML anchors (&{event.anchor}) are not allowed in a config",
-                    event.start_mark)
-            return super().compose_node(parent, index)
+    Parameters
+    ----------
+    source
+        A ``Config`` (returned as is), a mapping of config keys, the path of a YAML
+        file (``str`` or ``Path``; strict YAML, at most :data:`MAX_CONFIG_BYTES`), or
+        None for the defaults.
 
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (each key may appear once)",
-                        key_node.start_mark)
-                if isinstance(key, (str, int, float, bool)):
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    return StrictLoader
-
-
-def load_config(source: str | Path | Mapping[str, Any] | Config | None = None) -> Config:
-    """Load a config from a YAML path, a mapping, an existing Config, or defaults."""
+    Raises
+    ------
+    ConfigError
+        The file cannot be read or parsed, a key or value is invalid, or ``source``
+        is none of the forms above.
+    """
     if source is None:
         return Config()
     if isinstance(source, Config):
         return source
     if isinstance(source, Mapping):
         return Config.from_dict(source)
-    import yaml
-
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (bad byte at offset "
-                          f"{exc.start}); save it as UTF-8 YAML") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}; "
-                          "check the path given to --config") from None
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {str(path)!r} is {len(text):,} characters; a config is at "
-                          f"most {MAX_CONFIG_BYTES:,}: check that this is the right file")
-    try:
-        data = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
-                          f"{str(exc).splitlines()[0]}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values, "
-                          f"got {type(data).__name__}")
-    return Config.from_dict(data, source=str(path))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        return Config.from_dict(read_config_file(path), source=str(path))
+    raise ConfigError(f"config is {_shown(source)} (type {type(source).__name__}); pass {CONFIG_FORMS}")
 
 
-_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_VERSION_ALIAS = re.compile(r"[vV]\d+")
+# --- ValidationError -> ConfigError ------------------------------------------------------
+
+_KINDS = {int: "an integer", float: "a number", str: "a non-empty string", bool: "true or false"}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def _describe(meta: Mapping[str, Any]) -> str:
-    if meta["choices"]:
-        return "one of: " + ", ".join(map(str, meta["choices"]))
-    kind = meta["kind"]
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             dict: "a mapping"}
-    base = (names[kind] if isinstance(kind, type) else
-            "a mapping" if dict in kind else "a number")
-    if meta["words"]:
-        base = " or ".join(repr(w) for w in meta["words"]) + " or " + base
-    bounds = []
-    if meta["low"] is not None:
-        bounds.append(f"{'>' if meta['low_open'] else '>='} {meta['low']}")
-    if meta["high"] is not None:
-        bounds.append(f"<= {meta['high']}")
-    text = base + (" " + " and ".join(bounds) if bounds else "")
-    return text + (" (or null)" if meta["optional"] else "")
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _validate(cfg: Config, *, source: str) -> None:
-    for f in dataclasses.fields(cfg):
-        meta = f.metadata
-        value = getattr(cfg, f.name)
-        if value is None and meta["optional"]:
-            continue
-        kind = meta["kind"]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if ok and isinstance(value, str) and meta["words"]:
-            ok = value in meta["words"]
-        if ok and isinstance(value, float) and not math.isfinite(value):
-            ok = False
-        if ok and meta["choices"] and value not in meta["choices"]:
-            ok = False
-        if ok and meta["low"] is not None and isinstance(value, (int, float)):
-            ok = value > meta["low"] if meta["low_open"] else value >= meta["low"]
-        if ok and meta["high"] is not None and isinstance(value, (int, float)):
-            ok = value <= meta["high"]
-        if ok and isinstance(value, str) and not value.strip():
-            ok = False
-        if not ok:
-            raise ConfigError(
-                f"invalid config value {f.name}={value!r} in {source}; "
-                f"{f.name} ({meta['doc']}) must be {_describe(meta)}"
-            )
-    _validate_hyperparameters(cfg.hyperparameters, source)
-    for key in ("production_alias", "staging_alias"):
-        alias = getattr(cfg, key)
-        if (not _ALIAS.fullmatch(alias) or alias.lower() == "latest"
-                or _VERSION_ALIAS.fullmatch(alias)):
-            raise ConfigError(
-                f"invalid config value {key}={alias!r} in {source}; an alias is 1-255 letters, "
-                "digits, '_' or '-', and not 'latest' or v<number> (MLflow reserves those)")
-    if not _NAMESPACE.fullmatch(cfg.namespace):
-        raise ConfigError(
-            f"invalid config value namespace={cfg.namespace!r} in {source}; a namespace is 1-100 "
-            "letters, digits, '_' or '-' (it prefixes registered model names and is used in "
-            "registry searches, where characters such as '%' would match other namespaces)")
-    if cfg.production_alias == cfg.staging_alias:
-        raise ConfigError(f"production_alias and staging_alias are both "
-                          f"{cfg.production_alias!r} in {source}; give them different names")
+def _bounds(constraints: tuple[Any, ...]) -> str:
+    words = []
+    for c in constraints:
+        if isinstance(c, FieldInfo):  # a Field(...) nested in Annotated
+            words.append(_bounds(tuple(c.metadata)).strip())
+        elif isinstance(c, annotated_types.Gt):
+            words.append(f"> {_number(c.gt)}")  # type: ignore[arg-type]
+        elif isinstance(c, annotated_types.Ge):
+            words.append(f">= {_number(c.ge)}")  # type: ignore[arg-type]
+        elif isinstance(c, annotated_types.Le):
+            words.append(f"<= {_number(c.le)}")  # type: ignore[arg-type]
+    words = [w for w in words if w]
+    return " " + " and ".join(words) if words else ""
 
 
-def _validate_hyperparameters(hp: Mapping[str, Any], source: str) -> None:
-    for model_type, params in hp.items():
-        if model_type not in DEFAULT_HYPERPARAMETERS:
-            raise ConfigError(f"unknown model type {model_type!r} under hyperparameters in "
-                              f"{source}; use one of: {', '.join(MODEL_TYPES)}")
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"hyperparameters.{model_type} in {source} must be a mapping, "
-                              f"got {params!r}")
-        bounds = HYPERPARAMETER_BOUNDS[model_type]
-        for key, value in params.items():
-            if key not in bounds:
-                raise ConfigError(
-                    f"unknown hyperparameter {model_type}.{key} in {source}; "
-                    f"known for {model_type}: {', '.join(sorted(bounds))}")
-            kind, low, high, low_open = bounds[key]
-            good = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and (value > low if low_open else value >= low)
-                    and value <= high)
-            if kind is int:
-                good = good and isinstance(value, int)
-            if not good:
-                what = "an integer" if kind is int else "a number"
-                raise ConfigError(
-                    f"invalid hyperparameter {model_type}.{key}={value!r} in {source}; it must be "
-                    f"{what} {'>' if low_open else '>='} {low:g} and <= {high:g}")
+def _form(annotation: Any, constraints: tuple[Any, ...] = ()) -> str:
+    """The allowed form of a field in words, read from its type and constraints."""
+    if get_origin(annotation) is Annotated:
+        inner, *meta = get_args(annotation)
+        return _form(inner, (*constraints, *meta))
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+        return repr(choices[0]) if len(choices) == 1 else "one of: " + ", ".join(map(str, choices))
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    null = " (or null)" if NoneType in members else ""
+    members = tuple(m for m in members if m is not NoneType)
+    if set(members) == {int, float}:
+        return "a number" + _bounds(constraints) + null
+    if len(members) == 1 and members[0] in _KINDS:
+        return _KINDS[members[0]] + _bounds(constraints) + null
+    return " or ".join(_form(m) for m in members) + null
+
+
+def _explain(error: Mapping[str, Any], source: str) -> tuple[str, str]:
+    """(path, message) of one pydantic error, in our words."""
+    loc, kind, value = error["loc"], error["type"], error.get("input")
+    known = ", ".join(sorted(Config.model_fields))
+    key = loc[0]
+    if kind == "extra_forbidden" and len(loc) == 1:
+        return key, f"unknown config key {key!r} in {source}; known keys are: {known}"
+    if key == "hyperparameters" and len(loc) >= 2:
+        model_type = loc[1]
+        if len(loc) == 2 and kind in ("extra_forbidden", "invalid_key"):
+            return f"{key}.{model_type}", (f"unknown model type {model_type!r} under hyperparameters "
+                                          f"in {source}; use one of: {', '.join(MODEL_TYPES)}")
+        if len(loc) == 2:
+            return f"{key}.{model_type}", (f"hyperparameters.{model_type} in {source} must be a "
+                                          f"mapping of hyperparameter names to values, got "
+                                          f"{_shown(value)}")
+        name, params = loc[2], sorted(HYPERPARAMETER_BOUNDS[model_type])
+        path = f"{model_type}.{name}"
+        if kind in ("extra_forbidden", "invalid_key"):
+            return f"{key}.{path}", (f"unknown hyperparameter {path} in {source}; known for "
+                                     f"{model_type}: {', '.join(params)}")
+        return f"{key}.{path}", (f"invalid hyperparameter {path}={_shown(value)} in {source}; it "
+                                 f"must be {describe_bounds(model_type, name)}")
+    field = Config.model_fields[key]
+    if kind == _RULE:
+        form = error["msg"]
+    elif key == "hyperparameters":
+        form = ("hyperparameters (per model type hyperparameters) must be a mapping of model type "
+                "to hyperparameters, e.g. {xgboost: {max_depth: 3}}")
+    else:
+        form = f"{key} ({field.description}) must be {_form(field.annotation, tuple(field.metadata))}"
+    return key, f"invalid config value {key}={_shown(value)} in {source}; {form}"
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    """ONE ConfigError for a pydantic ValidationError: its first problem in full, the rest named.
+
+    Unknown keys come first (a misspelt key is the likeliest cause); a union's
+    per-member errors collapse into one per field.
+    """
+    errors = sorted(exc.errors(include_url=False),
+                    key=lambda e: e["type"] not in ("extra_forbidden", "invalid_key"))
+    explained: dict[str, str] = {}
+    for error in errors:
+        path, message = _explain(error, source)
+        explained.setdefault(path, message)
+    paths, messages = list(explained), list(explained.values())
+    text = messages[0]
+    if len(paths) > 1:
+        more = ", ".join(paths[1:6])
+        text += f" (also invalid: {more}{', ...' if len(paths) > 6 else ''})"
+    return ConfigError(text)
