@@ -23,7 +23,7 @@ from ticker_registry import (
 )
 from ticker_registry.data import detect
 from ticker_registry.features import FEATURE_NAMES
-from ticker_registry.sample_validation import validate_sample
+from ticker_registry.samples.validation import validate_sample
 
 ROWS = ["1,0.5,2.0,1,1,1700000000000,True,True", "2,0.6,1.0,2,2,1700000000100,False,True",
         "3,0.7,1.5,3,3,1700000000200,True,True"]

@@ -1,44 +1,22 @@
 """The durable training-sample store: every labelled sample, one SQL row, committed.
 
-Samples, training batches and training leases live in three tables reached
-through SQLAlchemy Core, so the same code runs on an embedded SQLite file
-(the default, ``<models_dir>/samples.db``) and on a shared PostgreSQL server.
+Samples, their feature specs, training batches and training leases live in
+four tables reached through SQLAlchemy Core, so the same code runs on an
+embedded SQLite file (the default, ``<models_dir>/samples.db``) and on a shared
+PostgreSQL server. The engine, transactions and SQLite durability settings are
+in :mod:`.database`, the schema migrations in :mod:`.migrate`, batches and
+leases in :mod:`.batches` and :mod:`.leases`.
 
-Durability on SQLite. Every connection is opened with these settings:
-
-- ``PRAGMA busy_timeout=10000``: a writer that finds the file locked waits up
-  to 10 s instead of failing at once with "database is locked"; set first so
-  the other PRAGMAs wait too.
-- ``PRAGMA journal_mode=WAL``: readers never block the writer (and vice
-  versa), and a commit is one append to the write-ahead log, so a killed
-  process never leaves a half-written database.
-- ``PRAGMA synchronous=FULL``: the WAL is fsynced at every commit, so a
-  committed sample survives power loss, not only a process kill (``NORMAL``
-  in WAL mode may lose the last commits on power loss).
-- ``PRAGMA foreign_keys=ON``: SQLite ignores foreign keys unless asked.
-
-Transactions on SQLite follow SQLAlchemy's documented recipe ("Using
-SQLAlchemy to emit BEGIN in lieu of SQLite's transaction control"): the
-driver's own transaction handling is switched off at connect
-(``isolation_level = None``) and the engine's ``begin`` event emits the BEGIN.
-Writes emit ``BEGIN IMMEDIATE``, which takes the write lock before the first
-read, so a read-then-write (a lease check, a batch claim) cannot interleave
-with another process's and never fails with ``SQLITE_BUSY_SNAPSHOT``.
-Read-only calls emit ``BEGIN DEFERRED`` and so run on a consistent snapshot
-without blocking writers. Writes are serialised, so sample ids are committed
-in increasing order (``AUTOINCREMENT`` also keeps them from being reused).
-
-On PostgreSQL the lease row is read with ``SELECT ... FOR UPDATE``; a race on
-a lease row that does not exist yet is settled by the primary key. Ids come
-from a sequence; two writers may commit ids out of order, so call
-:meth:`SampleStore.load` for training while holding the ticker's lease.
+On PostgreSQL ids come from a sequence; two writers may commit ids out of
+order, so call :meth:`SampleStore.load` for training while holding the ticker's
+lease.
 
 Features are stored as a JSON array of floats (``json.dumps`` writes the
 shortest repr, which round-trips a float64 exactly) with a ``spec_version``
 column (1). Times are UTC seconds since the epoch.
 
-A sample is checked by :func:`~ticker_registry.sample_validation.validate_sample`
-(re-exported here) before anything is written.
+A sample is checked by :func:`~ticker_registry.samples.validation.validate_sample`
+before anything is written.
 """
 
 from __future__ import annotations
@@ -46,12 +24,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
-import threading
 import time
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,83 +33,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from .exceptions import SampleValidationError, StoreError, TimestampError
-from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
-from .redaction import redact_text
-from .sample_validation import validate_sample
-from .tickers import normalize_ticker
-from .timestamps import to_epoch_ns
+from ..exceptions import SampleValidationError, StoreError, TimestampError
+from ..features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
+from ..tickers import normalize_ticker
+from ..timestamps import to_epoch_ns
+from .batches import TrainingBatches
+from .leases import TrainingLeases
+from .schema import SPEC_VERSION, metadata
+from .schema import samples_table as _samples
+from .schema import specs_table as _specs
+from .validation import positive_int, validate_sample
 
-__all__ = ["SPEC_VERSION", "SampleBatch", "SampleStore", "spec_hash", "validate_sample"]
+__all__ = ["SampleBatch", "SampleStore", "spec_hash"]
 
-#: Layout of the stored feature vector; bump when FEATURE_NAMES changes.
-SPEC_VERSION = 1
 _N = len(FEATURE_NAMES)
-_STATUSES = ("claimed", "registered", "failed")
-
-_metadata = sa.MetaData()
-_samples = sa.Table(
-    "samples", _metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
-    sa.Column("ticker", sa.String(40), nullable=False),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("spec_version", sa.Integer, nullable=False),
-    sa.Column("features", sa.Text, nullable=False),
-    sa.Column("flow_type", sa.SmallInteger, nullable=False),
-    sa.Column("impact", sa.Double, nullable=False),
-    sa.Column("time_to_execution", sa.Double, nullable=False),
-    sa.Column("consumed_by_version", sa.Integer, nullable=True),
-    # the trade time of the sample's event (int ns since the epoch, UTC); null only in
-    # stores written before it existed, whose samples then fall back to created_at
-    sa.Column("event_time", sa.BigInteger, nullable=True),
-    # hash of the FeatureSpec the sample's features and labels were computed with (the spec
-    # itself is in feature_specs); null for samples stored without a known spec
-    sa.Column("spec_hash", sa.String(16), nullable=True),
-    sa.Index("ix_samples_ticker_id", "ticker", "id"),
-    sa.Index("ix_samples_ticker_consumed", "ticker", "consumed_by_version"),
-    sqlite_autoincrement=True,
-)
-_specs = sa.Table(
-    "feature_specs", _metadata,
-    sa.Column("spec_hash", sa.String(16), primary_key=True),
-    sa.Column("spec", sa.Text, nullable=False),
-)
-_batches = sa.Table(
-    "training_batches", _metadata,
-    sa.Column("batch_id", sa.String(32), primary_key=True),
-    sa.Column("ticker", sa.String(40), nullable=False),
-    sa.Column("max_sample_id", sa.BigInteger, nullable=False),
-    sa.Column("n_samples", sa.Integer, nullable=False),
-    sa.Column("idempotency_key", sa.String(200), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("version", sa.Integer, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("created_at", sa.Double, nullable=False),
-    sa.Column("updated_at", sa.Double, nullable=False),
-    sa.UniqueConstraint("ticker", "idempotency_key", name="uq_training_batches_key"),
-    sa.CheckConstraint(f"status IN {_STATUSES!r}", name="ck_training_batches_status"),
-)
-_leases = sa.Table(
-    "training_leases", _metadata,
-    sa.Column("ticker", sa.String(40), primary_key=True),
-    sa.Column("owner", sa.String(200), nullable=False),
-    sa.Column("acquired_at", sa.Double, nullable=False),
-    sa.Column("expires_at", sa.Double, nullable=False),
-)
 
 
-def _positive_int(value: Any, what: str, *, low: int = 1) -> int:
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-            or value < low):
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-# --------------------------------------------------------------------------- the store
 @dataclass(frozen=True, eq=False)
 class SampleBatch:
     """Samples of one ticker, in insertion order.
@@ -157,7 +73,7 @@ class SampleBatch:
         return len(self.ids)
 
 
-class SampleStore:
+class SampleStore(TrainingBatches, TrainingLeases):
     """Durable store of training samples, training batches and training leases.
 
     Parameters
@@ -168,124 +84,19 @@ class SampleStore:
         is ignored.
     models_dir
         Folder of the default SQLite file ``samples.db`` (default ``./mlruns``,
-        made absolute now). Nothing is opened until the first call.
+        made absolute now). Nothing is opened until the first call, which also
+        creates or migrates the schema.
     """
 
     def __init__(self, url: str | None = None, *, models_dir: str | Path | None = None) -> None:
-        if url is None:
-            folder = Path(models_dir if models_dir is not None else "mlruns").expanduser()
-            url = f"sqlite:///{folder.resolve() / 'samples.db'}"
-        elif not isinstance(url, str):
-            raise TypeError(f"url must be a SQLAlchemy URL string, got {type(url).__name__}")
-        try:
-            parsed = sa.make_url(url)
-        except ArgumentError:
-            raise StoreError(
-                f"sample store URL {redact_text(url)!r} is not a SQLAlchemy URL; use one such as "
-                "'sqlite:////abs/path/samples.db' or 'postgresql+psycopg2://user@host/db'"
-            ) from None
-        self._url = url
-        self._safe_url = parsed.render_as_string(hide_password=True)
-        self._is_sqlite = parsed.get_backend_name() == "sqlite"
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
+        super().__init__(url, models_dir=models_dir)
         self._recorded_specs: set[str] = set()  # spec hashes this process has stored
-
-    @property
-    def url(self) -> str:
-        """The SQLAlchemy URL of the store (as given, password included)."""
-        return self._url
-
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine, created (with the tables) on first access."""
-        return self._get_engine()
-
-    def __repr__(self) -> str:
-        return f"SampleStore({self._safe_url!r})"
 
     def __enter__(self) -> SampleStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def close(self) -> None:
-        """Close every pooled connection; the store reopens on its next use."""
-        with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-
-    # ------------------------------------------------------------------ plumbing
-    def _hint(self) -> str:
-        if self._is_sqlite:
-            return "check that the folder exists, is writable and the disk is not full"
-        return "check that the database server is running and the URL and credentials are right"
-
-    @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except StoreError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            detail = getattr(exc, "orig", None) or exc
-            text = str(detail).strip()
-            first = text.splitlines()[0] if text else type(exc).__name__
-            raise StoreError(f"sample store {self._safe_url} could not {action}: {first}; "
-                             f"{self._hint()}") from exc
-
-    def _get_engine(self) -> Engine:
-        engine = self._engine
-        if engine is not None:
-            return engine
-        with self._lock:
-            if self._engine is None:
-                with self._translated("open the database"):
-                    self._engine = self._create_engine()
-            return self._engine
-
-    def _create_engine(self) -> Engine:
-        url = sa.make_url(self._url)
-        if not self._is_sqlite:
-            engine = sa.create_engine(url, pool_pre_ping=True)
-        else:
-            if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url)
-            sa.event.listen(engine, "connect", _sqlite_on_connect)
-            sa.event.listen(engine, "begin", _sqlite_on_begin)
-        try:
-            for attempt in range(3):  # concurrent first use on a server may race on CREATE
-                try:
-                    _metadata.create_all(engine)
-                    _add_missing_columns(engine)
-                    break
-                except (IntegrityError, sa.exc.ProgrammingError):
-                    if attempt == 2:
-                        raise
-                    time.sleep(0.05)
-        except BaseException:
-            engine.dispose()
-            raise
-        return engine
-
-    @contextmanager
-    def _write(self, action: str) -> Iterator[Connection]:
-        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
-        engine = self._get_engine()
-        with self._translated(action), engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[Connection]:
-        """One read-only transaction on a consistent snapshot (``BEGIN DEFERRED`` on SQLite)."""
-        engine = self._get_engine()
-        with self._translated(action), engine.connect() as conn:
-            conn.execution_options(sqlite_begin="DEFERRED")
-            with conn.begin():
-                yield conn
 
     # ------------------------------------------------------------------ samples
     def add(self, ticker: str, features: Any, flow_type: Any, impact: Any,
@@ -400,9 +211,9 @@ class SampleStore:
         if spec is not None:
             q = q.where(sa.or_(c.spec_hash == spec, c.spec_hash.is_(None)))
         if max_id is not None:
-            q = q.where(c.id <= _positive_int(max_id, "max_id", low=0))
+            q = q.where(c.id <= positive_int(max_id, "max_id", low=0))
         if last is not None:
-            q = q.order_by(c.id.desc()).limit(_positive_int(last, "last", low=0))
+            q = q.order_by(c.id.desc()).limit(positive_int(last, "last", low=0))
         else:
             q = q.order_by(c.id)
         with self._read(f"load the samples of {ticker}") as conn:
@@ -434,185 +245,13 @@ class SampleStore:
         return SampleBatch(ticker=ticker, X=X, y=y, ids=ids,
                            max_id=int(ids[-1]) if len(ids) else None)
 
-    def mark_consumed(self, ticker: str, max_id: int, version: int) -> int:
-        """Record ``version`` on the ticker's samples with id <= ``max_id`` not yet consumed.
-
-        Returns the number of samples marked.
-        """
-        ticker = normalize_ticker(ticker)
-        with self._write(f"mark the samples of {ticker} consumed") as conn:
-            return _mark(conn, ticker, _positive_int(max_id, "max_id", low=0),
-                         _positive_int(version, "version"))
-
-    # ------------------------------------------------------------------ training batches
-    def claim_batch(self, ticker: str, max_id: int, idempotency_key: str) -> str:
-        """Record that a training of ``ticker`` on samples up to ``max_id`` has started.
-
-        Returns the batch id. Claiming again with the same ``idempotency_key``
-        returns the same batch; reusing a key with another ``max_id`` is a
-        StoreError.
-        """
-        ticker = normalize_ticker(ticker)
-        max_id = _positive_int(max_id, "max_id", low=0)
-        if not isinstance(idempotency_key, str) or not idempotency_key:
-            raise ValueError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
-        action = f"claim a training batch of {ticker}"
-        key_match = (_batches.c.ticker == ticker) & (_batches.c.idempotency_key == idempotency_key)
-        try:
-            with self._write(action) as conn:
-                existing = conn.execute(sa.select(_batches).where(key_match)).first()
-                if existing is None:
-                    pending = sa.select(sa.func.count()).select_from(_samples).where(
-                        _samples.c.ticker == ticker, _samples.c.id <= max_id,
-                        _samples.c.consumed_by_version.is_(None))
-                    now = time.time()
-                    batch_id = uuid.uuid4().hex
-                    conn.execute(sa.insert(_batches).values(
-                        batch_id=batch_id, ticker=ticker, max_sample_id=max_id,
-                        n_samples=int(conn.execute(pending).scalar_one()),
-                        idempotency_key=idempotency_key, status="claimed", version=None,
-                        error=None, created_at=now, updated_at=now))
-                    return batch_id
-        except StoreError as exc:  # a concurrent claim with the same key won (server DBs)
-            if not isinstance(exc.__cause__, IntegrityError):
-                raise
-            with self._read(action) as conn:
-                existing = conn.execute(sa.select(_batches).where(key_match)).one()
-        if existing.max_sample_id != max_id:
-            raise StoreError(
-                f"idempotency key {idempotency_key!r} of {ticker} already claimed batch "
-                f"{existing.batch_id} up to sample {existing.max_sample_id}, not {max_id}; "
-                "use a new key for a different batch")
-        return str(existing.batch_id)
-
-    def finish_batch(self, batch_id: str, version: int) -> int:
-        """Mark a batch registered as ``version`` and its samples consumed, atomically.
-
-        Returns the number of samples marked. Finishing twice with the same
-        version is a no-op; a failed batch may still be finished (its model
-        was registered after all).
-        """
-        version = _positive_int(version, "version")
-        with self._write(f"finish training batch {batch_id!r}") as conn:
-            row = self._batch_row(conn, batch_id)
-            if row.status == "registered":
-                if row.version == version:
-                    return 0
-                raise StoreError(
-                    f"training batch {batch_id!r} is already registered as version {row.version}, "
-                    f"not {version}; claim a new batch for a new training")
-            conn.execute(sa.update(_batches).where(_batches.c.batch_id == batch_id).values(
-                status="registered", version=version, updated_at=time.time()))
-            return _mark(conn, row.ticker, row.max_sample_id, version)
-
-    def fail_batch(self, batch_id: str, reason: str) -> None:
-        """Mark a claimed batch failed with ``reason``; its samples stay unconsumed."""
-        with self._write(f"fail training batch {batch_id!r}") as conn:
-            row = self._batch_row(conn, batch_id)
-            if row.status == "registered":
-                raise StoreError(
-                    f"training batch {batch_id!r} is already registered as version "
-                    f"{row.version}; a registered batch cannot be marked failed")
-            conn.execute(sa.update(_batches).where(_batches.c.batch_id == batch_id).values(
-                status="failed", error=str(reason), updated_at=time.time()))
-
-    def _batch_row(self, conn: Connection, batch_id: str) -> Any:
-        row = conn.execute(sa.select(_batches).where(_batches.c.batch_id == batch_id)).first()
-        if row is None:
-            raise StoreError(f"no training batch {batch_id!r} in {self._safe_url}; "
-                             "use the id returned by claim_batch (see batches())")
-        return row
-
-    def stale_batches(self, older_than_s: float) -> list[dict[str, Any]]:
-        """Batches still ``claimed`` (neither finished nor failed) after ``older_than_s`` s."""
-        cutoff = time.time() - float(older_than_s)
-        q = sa.select(_batches).where(_batches.c.status == "claimed",
-                                      _batches.c.updated_at <= cutoff)
-        with self._read("list stale training batches") as conn:
-            return [dict(r._mapping) for r in conn.execute(q.order_by(_batches.c.created_at))]
-
-    def batches(self, ticker: str | None = None) -> list[dict[str, Any]]:
-        """Every training batch (of ``ticker``), oldest first, as dicts of the table's columns."""
-        q = sa.select(_batches).order_by(_batches.c.created_at, _batches.c.batch_id)
-        if ticker is not None:
-            q = q.where(_batches.c.ticker == normalize_ticker(ticker))
-        with self._read("list training batches") as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
-
-    # ------------------------------------------------------------------ training lease
-    def acquire_lease(self, ticker: str, owner: str, ttl_s: float) -> bool:
-        """Take the training lease of ``ticker`` for ``ttl_s`` seconds; True when held.
-
-        Succeeds when nobody holds it, the holder's lease expired, or ``owner``
-        already holds it (which renews it). Atomic across processes.
-        """
-        ticker = normalize_ticker(ticker)
-        if not isinstance(owner, str) or not owner:
-            raise ValueError(f"owner must be a non-empty string, got {owner!r}")
-        ttl = float(ttl_s)
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise ValueError(f"ttl_s must be a finite number of seconds > 0, got {ttl_s!r}")
-        try:
-            with self._write(f"acquire the training lease of {ticker}") as conn:
-                now = time.time()
-                held = conn.execute(sa.select(_leases.c.owner, _leases.c.expires_at)
-                                    .where(_leases.c.ticker == ticker).with_for_update()).first()
-                values = {"owner": owner, "acquired_at": now, "expires_at": now + ttl}
-                if held is None:
-                    conn.execute(sa.insert(_leases).values(ticker=ticker, **values))
-                elif held.owner == owner or held.expires_at <= now:
-                    conn.execute(sa.update(_leases).where(_leases.c.ticker == ticker)
-                                 .values(**values))
-                else:
-                    return False
-                return True
-        except StoreError as exc:  # another process inserted the row first (server DBs)
-            if isinstance(exc.__cause__, IntegrityError):
-                return False
-            raise
-
-    def release_lease(self, ticker: str, owner: str) -> bool:
-        """Give up ``owner``'s lease of ``ticker``; False when ``owner`` did not hold it."""
-        ticker = normalize_ticker(ticker)
-        with self._write(f"release the training lease of {ticker}") as conn:
-            gone = conn.execute(sa.delete(_leases).where(_leases.c.ticker == ticker,
-                                                         _leases.c.owner == owner))
-            return gone.rowcount > 0
-
-    def lease_holder(self, ticker: str) -> str | None:
-        """The owner of the unexpired lease of ``ticker``, or None."""
-        ticker = normalize_ticker(ticker)
-        with self._read(f"read the training lease of {ticker}") as conn:
-            row = conn.execute(sa.select(_leases.c.owner, _leases.c.expires_at)
-                               .where(_leases.c.ticker == ticker)).first()
-        return row.owner if row is not None and row.expires_at > time.time() else None
-
-    def leases(self) -> list[dict[str, Any]]:
-        """Every training lease row (expired ones included), by ticker."""
-        with self._read("list training leases") as conn:
-            return [dict(r._mapping)
-                    for r in conn.execute(sa.select(_leases).order_by(_leases.c.ticker))]
-
     # ------------------------------------------------------------------ inspection
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table, by table name, in primary-key order."""
         with self._read("read a snapshot") as conn:
             return {t.name: [dict(r._mapping) for r in
                              conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
-                    for t in _metadata.sorted_tables}
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Bring a store written by an older ticker-registry up to the current samples table."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns("samples")}
-    for name, kind in (("event_time", "BIGINT"), ("spec_hash", "VARCHAR(16)")):
-        if name in present:
-            continue
-        with engine.begin() as conn:
-            try:
-                conn.execute(sa.text(f"ALTER TABLE samples ADD COLUMN {name} {kind}"))
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError):
-                pass  # another process added it first
+                    for t in metadata.sorted_tables}
 
 
 @functools.lru_cache(maxsize=64)
@@ -645,27 +284,3 @@ def _row(ticker: str, vector: np.ndarray, code: int, impact: float, tte: float,
             "features": json.dumps(vector.tolist(), allow_nan=False), "flow_type": code,
             "impact": impact, "time_to_execution": tte, "consumed_by_version": None,
             "event_time": event_ns, "spec_hash": spec_hash}
-
-
-def _mark(conn: Connection, ticker: str, max_id: int, version: int) -> int:
-    result = conn.execute(sa.update(_samples).where(
-        _samples.c.ticker == ticker, _samples.c.id <= max_id,
-        _samples.c.consumed_by_version.is_(None)).values(consumed_by_version=version))
-    return int(result.rowcount)
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control away from pysqlite; _sqlite_on_begin emits BEGIN.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=FULL",
-                       "foreign_keys=ON"):
-            cursor.execute(f"PRAGMA {pragma}")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,7 +1,8 @@
 """Validation of one training sample against the feature spec (:func:`validate_sample`).
 
 Pure checks, no I/O: :class:`~ticker_registry.samples.SampleStore` and the
-manager call them before anything is written.
+manager call them before anything is written. :func:`positive_int` checks the
+store's id and version arguments.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import SampleValidationError
-from .features import FEATURE_NAMES, FLOW_TYPES
+from ..exceptions import SampleValidationError
+from ..features import FEATURE_NAMES, FLOW_TYPES
 
 __all__ = ["validate_sample"]
 
 _N = len(FEATURE_NAMES)
 _FLOW_HELP = (f"use one of {', '.join(map(repr, FLOW_TYPES))} "
               f"or their codes 0..{len(FLOW_TYPES) - 1}")
+
+
+def positive_int(value: Any, what: str, *, low: int = 1) -> int:
+    """``value`` as an int >= ``low`` (not bool), or ValueError naming ``what``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or value < low):
+        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def _number(value: Any, what: str, rule: str) -> float:
