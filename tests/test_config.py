@@ -112,3 +112,83 @@ def test_an_oversized_config_file_is_refused(tmp_path):
     path.write_text("# " + "x" * (1 << 20) + "\n")
     with pytest.raises(ConfigError, match="at most 1,048,576"):
         load_config(path)
+
+
+def test_no_pydantic_error_escapes_any_way_of_building_a_config():
+    from pydantic import ValidationError
+
+    cfg = Config()
+    for build in (lambda: Config(n_jobs=0), lambda: Config.from_dict({"n_jobs": 0}),
+                  lambda: cfg.replace(n_jobs=0), lambda: cfg.model_copy(update={"n_jobs": 0}),
+                  lambda: Config.model_validate({"n_jobs": 0}), lambda: load_config({"n_jobs": 0})):
+        with pytest.raises(ConfigError, match=r"n_jobs=0 .*must be an integer >= 1 and <= 256") as info:
+            build()
+        assert not isinstance(info.value, ValidationError)
+        assert info.value.__suppress_context__  # the traceback shows ours, not pydantic's
+
+
+def test_one_error_names_the_first_problem_and_lists_the_others():
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict({"modle_type": "x", "n_jobs": 0, "cv_folds": 99}, source="c.yaml")
+    text = str(info.value)
+    assert text.startswith("unknown config key 'modle_type' in c.yaml; known keys are: ")
+    assert "also invalid: " in text and "n_jobs" in text and "cv_folds" in text
+
+
+def test_a_huge_value_gives_a_short_message():
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict({"namespace": "x" * 100_000})
+    assert len(str(info.value)) < 500 and "namespace='xxx" in str(info.value)
+    assert "..." in str(info.value)
+
+
+def test_frozen_like_a_dataclass_and_whole_numbers_stay_whole():
+    import dataclasses
+
+    cfg = Config(prediction_horizon=5, flow_band=0.25)
+    with pytest.raises(dataclasses.FrozenInstanceError, match="replace"):
+        cfg.n_jobs = 2  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del cfg.n_jobs
+    assert cfg.to_dict()["prediction_horizon"] == 5
+    assert type(cfg.to_dict()["prediction_horizon"]) is int  # fingerprints read 5, not 5.0
+    assert cfg.model_copy(update={"n_jobs": 3}) == cfg.replace(n_jobs=3)
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"xgboost": {"subsample": 2.0}}, "xgboost.subsample=2.0 in {src}; it must be a number > 0 and <= 1"),
+    ({"xgboost": {"n_estimators": 100_000_000}}, "xgboost.n_estimators=100000000 in {src}; it must be "
+                                                 "an integer >= 1 and <= 5000"),
+    ({"lightgbm": {"num_leaves": "7"}}, "lightgbm.num_leaves='7' in {src}; it must be an integer"),
+    ({"random_forest": {"trees": 5}}, "unknown hyperparameter random_forest.trees in {src}; known for "
+                                      "random_forest: max_depth, max_features, min_samples_leaf, "
+                                      "n_estimators"),
+    ({"xgboost": [1]}, "hyperparameters.xgboost in {src} must be a mapping"),
+])
+def test_hyperparameters_refused_at_config_time_with_key_value_and_range(tmp_path, data, fragment):
+    import yaml
+
+    path = tmp_path / "hp.yaml"
+    path.write_text(yaml.safe_dump({"hyperparameters": data}))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert fragment.format(src=path) in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        Config(hyperparameters=data)
+    assert fragment.format(src="Config(...)") in str(info.value)
+
+
+def test_load_config_forms(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model_type: lightgbm\nhyperparameters:\n  lightgbm: {num_leaves: 8}\n")
+    cfg = load_config(path)
+    assert load_config(str(path)) == cfg == load_config(cfg) == load_config(cfg.to_dict())
+    assert load_config(cfg) is cfg
+    assert load_config(None) == Config() == load_config({})
+    path.write_text("")
+    assert load_config(path) == Config()
+    for bad in (3, 2.5, [("n_jobs", 1)], b"c.yaml", object()):
+        with pytest.raises(ConfigError, match=r"\(type \w+\); pass a Config, a mapping of config keys "
+                                              r"\(a dict\), the path of a YAML config file \(str or "
+                                              r"Path\), or None for the defaults"):
+            load_config(bad)  # type: ignore[arg-type]
