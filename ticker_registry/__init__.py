@@ -27,13 +27,7 @@ from .exceptions import (
     TradeDataError,
     TrainingDataError,
 )
-from .features import (
-    FEATURE_NAMES,
-    FLOW_TYPES,
-    FeatureSpec,
-    build_training_set,
-    compute_live_features,
-)
+from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .manager import PreloadResult, SyncTickerModelManager, TickerModelManager, TrainOutcome
 from .model import OrderFlowModel
 from .registry import TickerRegistry
@@ -42,6 +36,7 @@ from .samples import SampleStore
 from .strategy import OrderFlowTradingStrategy
 from .synthetic import generate_trades
 from .tickers import normalize_ticker
+from .training import build_training_set, compute_live_features  # config in any form
 
 __version__ = "0.1.0"
 

@@ -5,23 +5,98 @@ idempotency key of a training is a SHA-256 over the training matrix, labels,
 model type, hyperparameters and feature spec, so retrying the same training
 (after a crash, a lost response, a second process) finds the version already
 registered instead of creating another.
+
+It also holds the public forms of :func:`build_training_set` and
+:func:`compute_live_features`: :mod:`ticker_registry.features` ships inside every
+model and must not import the config, so the config forms (a dict, a YAML path,
+None) are turned into a :class:`Config` here before the pure functions run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .config import Config, load_config
-from .features import FEATURE_NAMES, build_training_set
+from . import features
+from .config import CONFIG_FORMS, Config, ConfigSource, load_config
+from .exceptions import ConfigError
+from .features import FEATURE_NAMES, FeatureSpec
 from .model import OrderFlowModel
 from .records import TrainingLineage
 
-__all__ = ["TrainingResult", "evaluate_trades", "fingerprint", "train_model", "train_on_trades"]
+__all__ = ["TrainingResult", "build_training_set", "compute_live_features", "evaluate_trades",
+           "fingerprint", "train_model", "train_on_trades"]
+
+
+def _recipe(config: ConfigSource | FeatureSpec) -> Config | FeatureSpec:
+    """A FeatureSpec as is, any other accepted config form as a validated Config."""
+    if isinstance(config, FeatureSpec):
+        return config
+    if config is None or isinstance(config, (Config, Mapping, str, os.PathLike)):
+        return load_config(config)
+    raise ConfigError(f"config is {config!r:.80} (type {type(config).__name__}); pass the "
+                      f"FeatureSpec of a model, {CONFIG_FORMS}")
+
+
+def build_training_set(trades: pd.DataFrame, config: ConfigSource | FeatureSpec,
+                       market: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features ``X`` and labels ``y`` for every event with a full past window and horizon.
+
+    Parameters
+    ----------
+    trades
+        Canonical trades (``read_trades`` output), sorted by time.
+    config
+        A :class:`Config`, a mapping of config keys, the path of a YAML config file,
+        None for the defaults, or the :class:`FeatureSpec` of an existing model. An
+        ``auto`` threshold is set from these trades; the spec used is in
+        ``X.attrs["feature_spec"]``.
+    market
+        Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each event uses
+        the latest quote at or before it.
+
+    Returns
+    -------
+    (X, y)
+        ``X`` has the ``FEATURE_NAMES`` columns, ``y`` the ``LABEL_NAMES`` ones:
+        ``flow_type`` (categorical of ``FLOW_TYPES``), ``impact`` (bps) and
+        ``time_to_execution`` (seconds); both are indexed by event timestamp.
+
+    Raises
+    ------
+    ConfigError
+        ``config`` is invalid or none of the forms above.
+    TrainingDataError
+        If no event has a full window and a full horizon.
+    """
+    return features.build_training_set(trades, _recipe(config), market)
+
+
+def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
+                          market_data: Mapping[str, Any] | None,
+                          config: ConfigSource | FeatureSpec) -> dict[str, float]:
+    """Features of one live window: the last ``sequence_length`` order events.
+
+    ``order_events`` is a list of dicts (``timestamp`` as an epoch in s, ms, us or ns, unit
+    inferred by :mod:`ticker_registry.timestamps`, or a datetime, ``price``, ``quantity`` or
+    ``amount``, ``side`` as ``'buy'``/``'sell'`` or +1/-1) or a canonical trades frame;
+    ``market_data`` is an optional dict with ``bid``, ``ask``, ``bid_size``, ``ask_size``
+    (other keys are ignored). ``config`` is a :class:`Config`, a mapping of config keys,
+    the path of a YAML config file, None for the defaults, or a model's
+    :class:`FeatureSpec` (a ``large_order_threshold`` of ``auto`` needs the spec, which
+    records the value set from the trades). The result equals the row
+    :func:`build_training_set` gives for the same event.
+
+    Raises :class:`ConfigError` when ``config`` is invalid or none of these forms.
+    """
+    return features.compute_live_features(order_events, market_data, _recipe(config))
 
 
 @dataclass(frozen=True)
@@ -55,7 +130,7 @@ def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
     return digest.hexdigest()
 
 
-def train_model(X: pd.DataFrame, y: pd.DataFrame, config: Config | dict | None = None, *,
+def train_model(X: pd.DataFrame, y: pd.DataFrame, config: ConfigSource = None, *,
                 source: str = "samples", extra_lineage: dict[str, str] | None = None) -> TrainingResult:
     """Fit an :class:`OrderFlowModel` on ``(X, y)`` and describe the training."""
     cfg = load_config(config)
@@ -74,19 +149,19 @@ def train_model(X: pd.DataFrame, y: pd.DataFrame, config: Config | dict | None =
     return TrainingResult(model, X.iloc[rows], y.iloc[rows], lineage, key[:32])
 
 
-def train_on_trades(trades: pd.DataFrame, config: Config | dict | None = None, *,
+def train_on_trades(trades: pd.DataFrame, config: ConfigSource = None, *,
                     market: pd.DataFrame | None = None,
                     files: list[str] | None = None) -> TrainingResult:
     """Build the training set from canonical trades and train on it."""
     cfg = load_config(config)
-    X, y = build_training_set(trades, cfg, market=market)
+    X, y = features.build_training_set(trades, cfg, market=market)
     extra = {"trades": str(len(trades))}
     if files:
         extra["files"] = ",".join(files)[:4000]
     return train_model(X, y, cfg, source="trades", extra_lineage=extra)
 
 
-def evaluate_trades(trades: pd.DataFrame, config: Config | dict | None = None, *,
+def evaluate_trades(trades: pd.DataFrame, config: ConfigSource = None, *,
                     market: pd.DataFrame | None = None) -> OrderFlowModel:
     """Purged walk-forward evaluation of ``config``'s model on ``trades``; registers nothing.
 
@@ -94,5 +169,5 @@ def evaluate_trades(trades: pd.DataFrame, config: Config | dict | None = None, *
     ``spec_`` the feature spec used (an ``auto`` threshold resolved).
     """
     cfg = load_config(config)
-    X, y = build_training_set(trades, cfg, market=market)
+    X, y = features.build_training_set(trades, cfg, market=market)
     return OrderFlowModel(cfg).fit(X, y)
