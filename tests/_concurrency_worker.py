@@ -46,7 +46,7 @@ def wait_for(go: str) -> None:
 
 def register(models_dir: str, ticker: str, model_dir: str, worker: str, n: int, go: str) -> dict:
     registry = TickerRegistry(CONFIG, models_dir=models_dir)
-    assert registry.client is not None  # open the store before the race starts
+    assert registry.store.client is not None  # open the store before the race starts
     model = OrderFlowModel.load(model_dir)
     out: dict = {"versions": [], "keys": [], "errors": []}
     wait_for(go)

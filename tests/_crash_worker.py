@@ -53,7 +53,7 @@ def arm(manager: SyncTickerModelManager, point: str) -> None:
 
         ticker_registry.model.train_head = train_head
         return
-    client = manager.registry.client
+    client = manager.registry.store.client
     if point in ("before_version", "after_version"):
         real_create = client.create_model_version
 

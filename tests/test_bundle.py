@@ -168,7 +168,7 @@ def test_export_all_backs_up_each_ticker_and_survives_a_failure(registry, traine
     _register(registry, trained[0], "ETHUSDT")
     _register(registry, trained[1], "ETHUSDT", gate=False)
     broken = _register(registry, trained[2], "ADAUSDT")
-    registry.client.create_registered_model("order_flow.XRPETH")  # no version yet
+    registry.store.client.create_registered_model("order_flow.XRPETH")  # no version yet
     seen = []
     prod = export_all(registry, tmp_path / "prod", progress=seen.append)
     assert [(r.ticker, r.version, r.status) for r in prod] == [
@@ -207,8 +207,8 @@ def test_round_trip_across_stores(source, registry, trained, tmp_path, scratch):
     a = source.registry.get_version("ETHUSDT", 1)
     b = registry.get_version("ETHUSDT", 1)
     assert b.metrics == a.metrics
-    run_a = source.registry.client.get_run(a.run_id).data
-    run_b = registry.client.get_run(b.run_id).data
+    run_a = source.registry.store.client.get_run(a.run_id).data
+    run_b = registry.store.client.get_run(b.run_id).data
     own = {k: v for k, v in run_a.metrics.items() if not k.startswith("fold_")}
     assert run_b.metrics == own and run_b.params == run_a.params
     for key, value in a.tags.items():

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ticker_registry import ModelNotFoundError, RegistryError
-from ticker_registry import registry as registry_module
+from ticker_registry import audit as audit_module
 from ticker_registry.maintenance import CleanupReport, cleanup
 from ticker_registry.registry import TickerRegistry
 
@@ -87,7 +87,7 @@ def test_recent_promotions_are_kept(store, trained, monkeypatch):
     store.promote("ETHUSDT", 2)  # 40 days before "now" below
     for day, version in ((35, 3), (36, 4)):  # alias moves 5 and 4 days before "now"
         when = (t0 + timedelta(days=day)).isoformat(timespec="seconds")
-        monkeypatch.setattr(registry_module, "_now", lambda when=when: when)
+        monkeypatch.setattr(audit_module, "_now", lambda when=when: when)
         store.promote("ETHUSDT", version)
     monkeypatch.undo()
     now = t0 + LATER
@@ -104,7 +104,7 @@ def test_recent_promotions_are_kept(store, trained, monkeypatch):
 def test_promoted_then_demoted_recently_is_kept_by_its_promotion(store, trained, monkeypatch):
     add_versions(store, trained, 3)
     t0 = datetime.now(UTC)
-    monkeypatch.setattr(registry_module, "_now",
+    monkeypatch.setattr(audit_module, "_now",
                         lambda: (t0 + timedelta(days=38)).isoformat(timespec="seconds"))
     store.promote("ETHUSDT", 1, to="staging")
     store.promote("ETHUSDT", 2, to="staging")
@@ -133,7 +133,7 @@ def test_dry_run_reports_the_same_plan_and_changes_nothing(store, trained, tmp_p
     assert "Deleted 2 version(s)" in done.summary()
     assert f"`mlflow gc --backend-store-uri {store.tracking_uri}`" in done.summary()
     assert sorted(done.deleted_runs) == sorted(run_ids[v] for v in (2, 3))
-    client = store.client
+    client = store.store.client
     assert client.get_run(run_ids[2]).info.lifecycle_stage == "deleted"
     assert client.get_run(run_ids[1]).info.lifecycle_stage == "active"
     # the LoggedModels holding the deleted versions' files go with them (mlflow gc reclaims them)

@@ -115,9 +115,10 @@ def test_four_processes_register_one_hundred_versions(store):
                                                                                  str(int(index)))
             assert info.tags["lineage.n_samples"] == str(int(index) + 1)
     assert len({v.run_id for v in versions}) == WRITERS * PER_WRITER
-    tags = registry._state(registry.model_name(ticker)).tags
-    assert tags["training_sessions"] == str(WRITERS * PER_WRITER)  # no lost counter update
-    assert tags["total_samples"] == str(WRITERS * sum(range(1, PER_WRITER + 1)))
+    # running totals on each version, computed under the lock: none lost, none counted twice
+    tags = max(versions, key=lambda v: v.version).tags
+    assert tags["totals.training_sessions"] == str(WRITERS * PER_WRITER)
+    assert tags["totals.total_samples"] == str(WRITERS * sum(range(1, PER_WRITER + 1)))
 
 
 def test_racing_promote_and_rollback_keep_production_valid_and_audited(store):

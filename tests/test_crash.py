@@ -132,7 +132,7 @@ def assert_gate_applied(manager: SyncTickerModelManager, version: int) -> None:
     trail = registry.audit_trail(TICKER)
     gate_moves = [e for e in trail if e.action == "gate" and e.to_version == version]
     assert [e.alias for e in gate_moves] == [alias], trail
-    assert registry._state(NAME).aliases.get(alias) == version
+    assert registry.store.get_model(NAME).aliases.get(alias) == version
     production = [e for e in trail if e.alias == cfg.production_alias]
     for previous, event in zip(production, production[1:], strict=False):
         assert event.from_version == previous.to_version, trail

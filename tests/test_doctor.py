@@ -39,12 +39,12 @@ def test_broken_store_is_found_and_repaired(tmp_path):
     shutil.rmtree(Path(v2.source.removeprefix("file://")))
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
     # 2. a crash between creating the run and the version
-    orphan = registry.client.create_run(registry.experiment_id, tags={"ticker": "ETHUSDT"})
+    orphan = registry.store.client.create_run(registry.experiment_id, tags={"ticker": "ETHUSDT"})
     # 3. a batch claimed by a training that never registered
     manager.add_training_sample("ETHUSDT", list(range(15)), "balanced", 0.0, 1.0)
     batch = manager.samples.claim_batch("ETHUSDT", 1, "never-registered-key")
     # 4. a lock model left by a crashed writer on a server
-    registry.client.create_registered_model("_lock.order_flow.ETHUSDT",
+    registry.store.client.create_registered_model("_lock.order_flow.ETHUSDT",
                                             tags={"acquired_at": repr(time.time() - 3600)})
 
     found = {f.kind for f in diagnose(manager, grace_s=0)}
@@ -59,7 +59,7 @@ def test_broken_store_is_found_and_repaired(tmp_path):
     assert registry.production_version("ETHUSDT") == 1
     registry.load_model("ETHUSDT")  # production loads again
     assert registry.get_version("ETHUSDT", 2).tags["doctor.broken"]
-    assert registry.client.get_run(orphan.info.run_id).info.lifecycle_stage == "deleted"
+    assert registry.store.client.get_run(orphan.info.run_id).info.lifecycle_stage == "deleted"
     assert [b["status"] for b in manager.samples.batches("ETHUSDT")
             if b["batch_id"] == batch] == ["failed"]
     assert manager.samples.count("ETHUSDT", unconsumed=True) == 1

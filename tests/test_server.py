@@ -51,7 +51,7 @@ register = register_training
 
 
 def lock_models(registry) -> list[str]:
-    found = registry.client.search_registered_models(
+    found = registry.store.client.search_registered_models(
         f"name LIKE '{LOCK_PREFIX}{registry.config.namespace}.%'")
     return [rm.name for rm in found]
 
@@ -88,11 +88,10 @@ def test_register_on_the_server_is_idempotent_and_lands_in_postgresql(
     artifacts = Path(tracking_server.env["TR_ARTIFACTS_DIR"])
     model_id = info.tags["model_id"]  # the version's files are its LoggedModel's artifacts
     assert list(artifacts.glob(f"*/models/{model_id}/artifacts/MLmodel"))
-    logged = server_registry.client.get_logged_model(model_id)
+    logged = server_registry.store.client.get_logged_model(model_id)
     assert logged.source_run_id == info.run_id and info.source == logged.artifact_location
     assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": info.name, "version": 1}]
-    state = server_registry._state(info.name)
-    assert state.tags["training_sessions"] == "1"
+    assert info.tags["totals.training_sessions"] == "1"
     assert lock_models(server_registry) == []
 
 
@@ -120,10 +119,10 @@ def test_concurrent_registrations_of_one_ticker_serialise(tracking_server, serve
     assert sorted(results.values()) == [1, 2], results
     reg = TickerRegistry(server_config, tracking_uri=tracking_server.uri,
                          models_dir=tmp_path / "check")
-    state = reg._state(reg.model_name("ETHUSDT"))
-    assert state.tags["training_sessions"] == "2"
-    assert state.tags["total_samples"] == str(trained[1].lineage.n_samples
-                                              + trained[2].lineage.n_samples)
+    newest = reg.list_versions("ETHUSDT")[0]
+    assert newest.tags["totals.training_sessions"] == "2"
+    assert newest.tags["totals.total_samples"] == str(trained[1].lineage.n_samples
+                                                      + trained[2].lineage.n_samples)
     assert lock_models(reg) == []
 
 
@@ -336,21 +335,21 @@ def test_the_server_lock_excludes_concurrent_writers(tracking_server, server_con
                                                     server_registry, tmp_path):
     """Four writers increment a tag read-modify-write under the lock: no update is lost."""
     name = server_registry.model_name("ETHUSDT")
-    server_registry.client.create_registered_model(name, tags={"counter": "0"})
+    server_registry.store.client.create_registered_model(name, tags={"counter": "0"})
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
 
     def work(i: int) -> None:
         reg = TickerRegistry(server_config, tracking_uri=tracking_server.uri,
                              models_dir=tmp_path / f"w{i}")
-        reg.client.get_registered_model(name)
+        reg.store.client.get_registered_model(name)
         barrier.wait()
         try:
             for _ in range(8):
                 with TickerLock(reg, name):
-                    value = int(reg.client.get_registered_model(name).tags["counter"])
+                    value = int(reg.store.client.get_registered_model(name).tags["counter"])
                     time.sleep(0.005)
-                    reg.client.set_registered_model_tag(name, "counter", str(value + 1))
+                    reg.store.client.set_registered_model_tag(name, "counter", str(value + 1))
         except BaseException as exc:
             errors.append(exc)
 
@@ -360,7 +359,7 @@ def test_the_server_lock_excludes_concurrent_writers(tracking_server, server_con
     for t in threads:
         t.join(180)
     assert errors == []
-    assert server_registry.client.get_registered_model(name).tags["counter"] == "32"
+    assert server_registry.store.client.get_registered_model(name).tags["counter"] == "32"
     assert lock_models(server_registry) == []
 
 
@@ -384,7 +383,7 @@ def test_a_lock_left_by_this_process_is_broken_at_once(server_registry, trained)
 def test_a_live_foreign_lock_is_waited_for_and_a_stale_one_broken(server_registry, trained):
     register(server_registry, trained[0])
     name = server_registry.model_name("ETHUSDT")
-    client = server_registry.client
+    client = server_registry.store.client
     client.create_registered_model(f"{LOCK_PREFIX}{name}", tags={
         "acquired_at": repr(time.time()), "owner": "elsewhere/boot/pid_[1]:4242:1:abc"})
     with pytest.raises(RegistryError, match=f"delete the registered model '{LOCK_PREFIX}"), \

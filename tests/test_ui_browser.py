@@ -162,7 +162,7 @@ def test_mlflow_ui_shows_models_aliases_metrics_and_plots(demo_store, mlflow_ui,
     # One ticker's model page: description, registered-model tags, both versions.
     name = names["ETHUSDT"]
     text = _open(browser, f"{mlflow_ui}/#/models/{name}", "Order-flow model of ETHUSDT",
-                 "training_sessions", "audit.000004", "Version 1", "Version 2")
+                 "audit_run", "Version 1", "Version 2")
     assert "@ production" in _words(text)
     save_screenshot(browser, tmp_path / "mlflow-model.png")
 

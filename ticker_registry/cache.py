@@ -4,8 +4,9 @@ Predictions read the cache without taking a lock (a dict lookup and an
 attribute read); loading, eviction and swapping hold ``_lock``. A background
 thread checks the registry every ``refresh_interval`` seconds with **one**
 search over all registered models, and when a cached ticker's production
-alias moved (a promotion or rollback from another process or the CLI) it
-loads the new version and swaps the entry in one assignment. If the registry
+alias moved (a promotion or rollback from another process or the CLI) or was
+removed, it loads what production is now (possibly nothing) and swaps the entry
+in one assignment. If the registry
 cannot be reached, cached models keep serving and a warning is logged once
 per interval.
 """
@@ -126,8 +127,8 @@ class ModelCache:
             return []
         moved = []
         for ticker, entry in list(self._entries.items()):
-            target = versions.get(ticker)
-            if target is not None and target != entry.version:
+            target = versions.get(ticker)  # None: the alias was removed (doctor, by hand)
+            if target != entry.version:
                 try:
                     fresh = self._loader(ticker)
                 except Exception as exc:  # keep serving the old model

@@ -22,14 +22,13 @@ Checks, and what ``repair=True`` does about each (only what is safe):
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import native_cache
 from .exceptions import ModelFormatError, ModelNotFoundError, RegistryError
-from .locking import HOST_ID, LOCK_PREFIX, STALE_AFTER
+from .locking import LOCK_PREFIX, STALE_AFTER, process_gone
 from .model import OrderFlowModel
 
 if TYPE_CHECKING:
@@ -98,8 +97,7 @@ def _load_problem(registry: Any, info: Any) -> str:
         OrderFlowModel.load(folder)
     except (ModelFormatError, RegistryError, OSError) as exc:
         # drop a half-downloaded cache entry so a later repair of the store is seen
-        shutil.rmtree(registry.models_dir / "cache" / info.name / f"{info.version}-{info.run_id}",
-                      ignore_errors=True)
+        native_cache.drop(registry.models_dir, info.name, info.version, info.run_id)
         return str(exc).splitlines()[0][:300]
     return ""
 
@@ -120,7 +118,8 @@ def _repair_alias(manager: Any, ticker: str, alias: str, version: int,
                          reason=f"doctor: v{version} is broken")
         manager.cache.invalidate(ticker)
         return f"moved {alias} to v{candidate}"
-    registry.client.delete_registered_model_alias(registry.model_name(ticker), alias)
+    registry.remove_alias(ticker, alias, reason=f"doctor: v{version} is broken",
+                          action="doctor")
     manager.cache.invalidate(ticker)
     return f"removed {alias} (no earlier loadable version)"
 
@@ -129,20 +128,18 @@ def _orphan_runs(registry: Any, version_runs: set[str], repair: bool,
                  grace_s: float) -> list[Finding]:
     out = []
     now_ms = time.time() * 1000
-    runs = registry._call(registry.client.search_runs, [registry.experiment_id],
-                          max_results=10_000)
-    for run in runs:
-        if run.info.run_id in version_runs:
+    for run in registry.store.search_runs(registry.experiment_name):
+        if run.run_id in version_runs:
             continue
-        if now_ms - (run.info.start_time or 0) < grace_s * 1000:
+        if now_ms - run.start_time_ms < grace_s * 1000:
             continue
-        ticker = run.data.tags.get("ticker", "?")
+        ticker = run.tags.get("ticker", "?")
         action = ""
         if repair:
-            registry._call(registry.client.set_terminated, run.info.run_id, "FAILED")
-            registry._call(registry.client.delete_run, run.info.run_id)
+            registry.store.finish_run(run.run_id, "FAILED")
+            registry.store.delete_run(run.run_id)
             action = "marked FAILED and deleted (run `mlflow gc` to reclaim space)"
-        out.append(Finding("orphan_run", ticker, f"run {run.info.run_id} has no model version",
+        out.append(Finding("orphan_run", ticker, f"run {run.run_id} has no model version",
                            action))
     return out
 
@@ -169,18 +166,16 @@ def _stale_batches(manager: Any, keys: dict[tuple[str, str], int], repair: bool,
 
 def _stale_locks(registry: Any, repair: bool) -> list[Finding]:
     out = []
-    page = registry._call(registry.client.search_registered_models,
-                          f"name LIKE '{LOCK_PREFIX}%'", max_results=1000)
-    for rm in page:
+    for rm in registry.store.search_models(f"{LOCK_PREFIX}%"):
         try:
-            age = time.time() - float((rm.tags or {}).get("acquired_at", "0"))
+            age = time.time() - float(rm.tags.get("acquired_at", "0"))
         except ValueError:
             age = float("inf")
         if age < STALE_AFTER:
             continue
         action = ""
         if repair:
-            registry._call(registry.client.delete_registered_model, rm.name)
+            registry.store.delete_model(rm.name)
             action = "deleted"
         out.append(Finding("stale_lock", rm.name[len(LOCK_PREFIX):], f"{rm.name} is "
                            f"{age:.0f} s old", action))
@@ -191,7 +186,7 @@ def _stale_leases(manager: Any, repair: bool) -> list[Finding]:
     out = []
     now = time.time()
     for lease in manager.samples.leases():
-        if lease["expires_at"] <= now or not _gone(lease["owner"]):
+        if lease["expires_at"] <= now or not process_gone(lease["owner"]):
             continue  # an expired lease is taken over anyway; live or remote owners stay
         action = ""
         if repair:
@@ -200,18 +195,3 @@ def _stale_leases(manager: Any, repair: bool) -> list[Finding]:
         out.append(Finding("stale_lease", lease["ticker"], f"training lease held by "
                            f"{lease['owner']}, a process that no longer runs", action))
     return out
-
-
-def _gone(owner: str) -> bool:
-    """True when ``owner`` (``<HOST_ID>:<pid>:...``) was a process of this host that exited."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != HOST_ID or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -2,9 +2,9 @@
 
 MLflow offers no compare-and-set, so writes to one ticker are serialised:
 
-- on the embedded SQLite store, with an ``flock`` on a file beside the
-  database (``.locks/<model name>.lock``), which also excludes other threads
-  and processes on this machine;
+- on the embedded SQLite store, with a ``filelock.FileLock`` on a file beside
+  the database (``.locks/<model name>.lock``; ``flock`` on POSIX, ``msvcrt``
+  on Windows), which also excludes other threads and processes on this machine;
 - on any other store (a shared server), with a lock *registered model*
   ``_lock.<model name>``: creating a registered model is atomic (the name is
   unique), so exactly one writer holds it. Its ``owner`` tag (host, pid,
@@ -17,7 +17,6 @@ MLflow offers no compare-and-set, so writes to one ticker are serialised:
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import random
@@ -25,17 +24,17 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from filelock import FileLock
 
 from .exceptions import ModelNotFoundError, RegistryError
 
 if TYPE_CHECKING:
-    from .registry import TickerRegistry
+    from .store import MlflowStore
 
-__all__ = ["LOCK_PREFIX", "STALE_AFTER", "TickerLock", "store_init_lock"]
+__all__ = ["HOST_ID", "LOCK_PREFIX", "STALE_AFTER", "TickerLock", "process_gone"]
 
 LOCK_PREFIX = "_lock."
 STALE_AFTER = 60.0
@@ -62,45 +61,44 @@ _HELD: set[str] = set()
 _HELD_LOCK = threading.Lock()
 
 
-@contextmanager
-def store_init_lock(sqlite_uri: str) -> Iterator[None]:
-    """Exclusive lock beside a SQLite store, held while MLflow creates or migrates it."""
-    db = Path(sqlite_uri.removeprefix("sqlite:///"))
-    folder = db.parent / ".locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "_store_init.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def process_gone(owner: str) -> bool:
+    """True when ``owner`` (``<HOST_ID>:<pid>:...``) was a process of this host that exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != HOST_ID or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
 
 
 class TickerLock:
     """Context manager holding the write lock of one registered model."""
 
-    def __init__(self, registry: TickerRegistry, name: str, timeout: float = 60.0) -> None:
-        self.registry = registry
+    def __init__(self, store: MlflowStore, name: str, timeout: float = 60.0) -> None:
+        self.store = store
         self.name = name
         self.timeout = timeout
-        self._file: IO[Any] | None = None
+        self._file: FileLock | None = None
         self._token: str | None = None
 
     def __enter__(self) -> TickerLock:
-        if self.registry.is_local:
-            db = Path(self.registry.tracking_uri.removeprefix("sqlite:///"))
-            folder = db.parent / ".locks"
-            folder.mkdir(parents=True, exist_ok=True)
-            self._file = open(folder / f"{self.name}.lock", "a+")  # noqa: SIM115
-            fcntl.flock(self._file, fcntl.LOCK_EX)
+        if self.store.is_local:
+            # thread_local=False: the lock is held by this object, whichever thread releases it
+            self._file = FileLock(self.store.lock_dir() / f"{self.name}.lock",
+                                  thread_local=False, is_singleton=False)
+            self._file.acquire()
         else:
             self._acquire_remote()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
+            self._file.release()
             self._file = None
         else:
             self._release_remote()
@@ -125,24 +123,22 @@ class TickerLock:
             raise
 
     def _acquire_loop(self, deadline: float) -> None:
-        reg = self.registry
         delay = 0.02
         while True:
             try:
-                reg._call(reg.client.create_registered_model, self._lock_name,
-                          tags={"acquired_at": repr(time.time()), "owner": str(self._token)},
-                          description="transient write lock of ticker-registry; "
-                                      f"safe to delete when older than {STALE_AFTER:.0f} s")
+                created = self.store.create_model(
+                    self._lock_name,
+                    tags={"acquired_at": repr(time.time()), "owner": str(self._token)},
+                    description="transient write lock of ticker-registry; "
+                                f"safe to delete when older than {STALE_AFTER:.0f} s")
             except ModelNotFoundError:
                 # MLflow's create, on a name collision, reads the existing model to word its
                 # error; when the holder deleted it in between, that read fails "not found".
                 holder = None
-            except RegistryError as exc:
-                if not getattr(exc, "already_exists", False):
-                    raise
-                holder = self._holder()
             else:
-                break
+                if created:
+                    break
+                holder = self._holder()
             if holder is not None and holder[0] == self._token:
                 break  # our create went through but its response was lost, then was re-sent
             if holder is not None and self._abandoned(*holder):
@@ -156,10 +152,8 @@ class TickerLock:
 
     def _holder(self) -> tuple[str, float] | None:
         """``(owner token, acquired_at)`` of the lock model, or None if it is gone or unreadable."""
-        reg = self.registry
         try:
-            rm = reg._call(reg.client.get_registered_model, self._lock_name)
-            tags = rm.tags or {}
+            tags = self.store.get_model(self._lock_name).tags
             return str(tags.get("owner", "")), float(tags.get("acquired_at", "0"))
         except (RegistryError, ValueError):
             return None
@@ -175,29 +169,18 @@ class TickerLock:
         if time.time() - acquired > STALE_AFTER:
             return True
         host, _, rest = owner.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != _HOST or not pid_text.isdigit():
-            return False
-        pid = int(pid_text)
-        if pid == os.getpid():
+        if host == _HOST and rest.partition(":")[0] == str(os.getpid()):
             with _HELD_LOCK:
                 return owner not in _HELD
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return process_gone(owner)
 
     def _delete_if_owned_by(self, owner: str) -> None:
         """Delete the lock model if ``owner`` still holds it (re-read first: narrows the race)."""
         holder = self._holder()
         if holder is None or holder[0] != owner:
             return
-        reg = self.registry
         try:
-            reg._call(reg.client.delete_registered_model, self._lock_name)
+            self.store.delete_model(self._lock_name)
         except RegistryError:
             pass
 
@@ -211,9 +194,8 @@ class TickerLock:
                 log.warning("the write lock of %s was taken over by %s while held (older than "
                             "%.0f s?); leaving it alone", self.name, holder[0], STALE_AFTER)
                 return
-            reg = self.registry
             try:
-                reg._call(reg.client.delete_registered_model, self._lock_name)
+                self.store.delete_model(self._lock_name)
             except ModelNotFoundError:
                 pass
             except RegistryError as exc:  # unreachable server: broken later as abandoned/stale

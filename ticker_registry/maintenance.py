@@ -22,14 +22,14 @@ write lock, after planning again, so a promotion that lands meanwhile wins.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .bundle import redact_uri
+from . import native_cache
 from .exceptions import ModelNotFoundError, RegistryError
 from .records import AuditEvent, VersionInfo
+from .redaction import redact_uri
 from .tickers import normalize_ticker
 
 if TYPE_CHECKING:
@@ -165,10 +165,9 @@ def cleanup(registry: TickerRegistry, days: float = 30, keep_last: int = 2,
                 if model_id and registry.delete_logged_model(model_id):
                     deleted_logged.append(model_id)
                 if run_id:
-                    shutil.rmtree(registry.models_dir / "cache" / name / f"{row['version']}-{run_id}",
-                                  ignore_errors=True)
+                    native_cache.drop(registry.models_dir, name, row["version"], run_id)
             if plan.delete_model:
-                shutil.rmtree(registry.models_dir / "cache" / name, ignore_errors=True)
+                native_cache.drop(registry.models_dir, name)
         deleted += plan.delete
         kept += plan.keep
         if plan.delete_model:
@@ -234,11 +233,7 @@ def _delete_orphan_run(registry: TickerRegistry, run_id: str) -> bool:
     """Mark ``run_id`` deleted when no remaining version uses it; True if it was."""
     if registry.search_versions(f"run_id='{run_id}'"):
         return False
-    try:
-        registry._call(registry.client.delete_run, run_id)
-    except ModelNotFoundError:
-        return False
-    return True
+    return registry.store.delete_run(run_id)
 
 
 def _parse_time(text: str) -> datetime | None:

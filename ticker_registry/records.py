@@ -1,19 +1,59 @@
 """Frozen records exchanged between the registry, the manager and the CLI.
 
-They are plain data: built from MLflow entities by :mod:`ticker_registry.registry`
-and turned into JSON by ``to_dict`` for the CLI's stable ``--format json``.
+They are plain data: built from MLflow entities by the registry adapter
+(:mod:`ticker_registry.store`), so no MLflow type travels above it, and turned
+into JSON by ``to_dict`` for the CLI's stable ``--format json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["AuditEvent", "PromotionDecision", "TrainingLineage", "VersionInfo"]
+__all__ = ["AuditEvent", "ModelRecord", "PromotionDecision", "RunRecord", "TrainingLineage",
+           "VersionInfo", "metric_tags"]
 
 #: Metric names copied to model-version tags (prefix ``metric.``).
 HEADLINE_METRICS = ("flow_type_accuracy", "impact_mse", "time_to_execution_mse")
+
+
+def metric_tags(tags: dict[str, str]) -> dict[str, float]:
+    """The finite numeric ``metric.*`` tags; a tag set by hand in the UI (``metric.note=see
+    notebook``) is kept as a tag but never breaks a view."""
+    out = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number):
+                out[key[7:]] = number
+    return out
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model: its aliases (alias -> version), tags and description."""
+
+    name: str
+    aliases: dict[str, int]
+    tags: dict[str, str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """An MLflow run as the package reads it."""
+
+    run_id: str
+    status: str
+    start_time_ms: int
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .evaluation import HEADS, served_skill_score
 from .exceptions import ModelNotFoundError, RegistryError
+from .lineage import training_totals
 from .records import HEADLINE_METRICS, VersionInfo
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def status(registry: TickerRegistry) -> list[dict[str, Any]]:
         by_number = {v.version: v for v in versions}
         prod = state.aliases.get(cfg.production_alias)
         staging = state.aliases.get(cfg.staging_alias)
-        shown = by_number.get(prod) if prod is not None else (versions[-1] if versions else None)
+        newest = versions[-1] if versions else None
+        shown = by_number.get(prod) if prod is not None else newest
         metrics = shown.metrics if shown else {}
         rows.append({
             "ticker": state.tags.get("ticker") or registry.ticker_of(state.name),
@@ -81,9 +83,10 @@ def status(registry: TickerRegistry) -> list[dict[str, Any]]:
             SKILL_SCORE: served_skill_score(metrics) if shown else None,
             "serving": _serving(shown),
             "gate": shown.tags.get("gate.reason") if shown else None,
-            "training_sessions": int(state.tags.get("training_sessions", "0") or 0),
-            "total_samples": int(state.tags.get("total_samples", "0") or 0),
-            "last_trained": state.tags.get("last_trained") or None,
+            **dict(zip(("training_sessions", "total_samples"),
+                       training_totals(newest, state.tags), strict=True)),
+            "last_trained": (newest.tags.get("created_at") or newest.created_at if newest
+                             else state.tags.get("last_trained")) or None,
             "created_at": state.tags.get("created_at") or None,
         })
     return rows

@@ -68,11 +68,10 @@ def export_bundle(registry: TickerRegistry, ticker: str, path: str | os.PathLike
     params: dict[str, str] = {}
     metrics: dict[str, float] = {}
     if info.run_id:
-        run = registry._call(registry.client.get_run, info.run_id)
-        params = dict(run.data.params)
+        run = registry.store.get_run(info.run_id)
+        params = dict(run.params)
         # the version's own scores; stepped histories (per-fold, live) stay with the source run
-        metrics = {k: float(v) for k, v in run.data.metrics.items()
-                   if not k.startswith(("fold_", "live_"))}
+        metrics = {k: v for k, v in run.metrics.items() if not k.startswith(("fold_", "live_"))}
     lineage = {k[len("lineage."):]: v for k, v in info.tags.items() if k.startswith("lineage.")}
     # A fresh download, not the shared cache: the cache is keyed by name and version, and
     # a deleted and re-created registered model starts again at version 1.
@@ -108,10 +107,10 @@ def _resolve(registry: TickerRegistry, ticker: str, ref: int | str) -> VersionIn
     """
     if isinstance(ref, str) and not ref.isdigit():
         try:
-            rm = registry._call(registry.client.get_registered_model, registry.model_name(ticker))
+            aliases = registry.model(ticker).aliases
         except ModelNotFoundError:
-            rm = None
-        if rm is None or ref not in (rm.aliases or {}):
+            aliases = {}
+        if ref not in aliases:
             raise ModelNotFoundError(f"{ticker} has no {ref!r} version; see `ticker-registry "
                                      f"versions {ticker}` or export a version number")
     return registry.resolve(ticker, ref)
