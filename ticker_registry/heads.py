@@ -8,7 +8,7 @@ model_type                file                   loader
 ========================  =====================  ======================================
 ``xgboost``               ``<head>.ubj``         ``xgboost.Booster(model_file=...)``
 ``lightgbm``              ``<head>.txt``         ``lightgbm.Booster(model_file=...)``
-``random_forest``         ``<head>.skops``       ``skops.io.load`` with :data:`SKOPS_TRUSTED`
+``random_forest``         ``<head>.skops``       ``skops.io.load`` with :func:`skops_trusted`
 ========================  =====================  ======================================
 
 A classifier head predicts an (n, n_classes) probability matrix; a regressor
@@ -26,7 +26,7 @@ import numpy as np
 
 from .exceptions import ModelFormatError
 
-__all__ = ["HEAD_SUFFIX", "SKOPS_TRUSTED", "Head", "load_head", "train_head"]
+__all__ = ["HEAD_SUFFIX", "SKOPS_TRUSTED", "Head", "load_head", "skops_trusted", "train_head"]
 
 # XGBoost and LightGBM run OpenMP, whose threads busy-wait at every barrier by default.
 # When the cores are shared (another worker, the event loop, a retrain thread, other
@@ -47,6 +47,27 @@ SKOPS_TRUSTED = [
     "sklearn.tree._tree.Tree",
     "numpy.dtype",
 ]
+
+
+def skops_trusted(path: Path) -> list[str]:
+    """The ``trusted`` list to load the skops file at ``path`` with: :data:`SKOPS_TRUSTED`.
+
+    The one allow-list decision for skops files, made by the loader and by the bundle's
+    isolated check alike: the file is only read for its type names (nothing is built), and
+    a type outside the allow-list refuses it before anything is loaded.
+
+    Raises
+    ------
+    ModelFormatError
+        The file holds types outside :data:`SKOPS_TRUSTED`.
+    """
+    import skops.io as sio
+
+    unexpected = sorted(set(sio.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED))
+    if unexpected:
+        raise ModelFormatError(f"{path.name} contains types outside our allow-list (SKOPS_TRUSTED): "
+                               f"{unexpected}; it was not written by ticker-registry and is not loaded")
+    return list(SKOPS_TRUSTED)
 
 
 class Head(Protocol):
@@ -195,12 +216,7 @@ def _train_rf(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
 def _load_rf(path: Path, n_classes: int, n_jobs: int) -> _RFHead:
     import skops.io as sio
 
-    untrusted = set(sio.get_untrusted_types(file=path))
-    unexpected = sorted(untrusted - set(SKOPS_TRUSTED))
-    if unexpected:
-        raise ModelFormatError(f"{path.name} contains types outside our allow-list: {unexpected}; "
-                               "it was not written by ticker-registry and is not loaded")
-    estimator = sio.load(path, trusted=sorted(untrusted))
+    estimator = sio.load(path, trusted=skops_trusted(path))
     expected = "RandomForestClassifier" if n_classes else "RandomForestRegressor"
     if type(estimator).__name__ != expected:
         raise ModelFormatError(f"{path.name} holds a {type(estimator).__name__}, "

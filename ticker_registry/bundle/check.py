@@ -17,7 +17,7 @@ from typing import Any
 
 from ..exceptions import BundleError, ModelFormatError
 from ..features import FEATURE_NAMES
-from ..heads import HEAD_SUFFIX
+from ..heads import HEAD_SUFFIX, skops_trusted
 from ..model import HEADS, OrderFlowModel, read_model_manifest
 from .manifest import MAX_MEMBER_BYTES, _first_line
 
@@ -221,19 +221,11 @@ def _check_lgb_trees(path: Path, n_features: int) -> None:
 def _check_skops_file(path: Path) -> None:
     import zipfile
 
-    import skops.io as sio
-
-    from ..heads import SKOPS_TRUSTED
-
     with zipfile.ZipFile(path) as archive:
         entries = archive.infolist()
     if len(entries) > 100_000 or sum(e.file_size for e in entries) > 4 * MAX_MEMBER_BYTES:
         raise ModelFormatError(f"{path.name}: its zip holds too many or too large entries")
-    untrusted = set(sio.get_untrusted_types(file=path))
-    unexpected = sorted(untrusted - set(SKOPS_TRUSTED))
-    if unexpected:
-        raise ModelFormatError(f"{path.name} contains types outside our allow-list "
-                               f"(SKOPS_TRUSTED): {unexpected}")
+    skops_trusted(path)  # the loader's own allow-list decision, before anything is loaded
 
 
 def _check_rf_trees(estimator: Any, head: str, n_features: int) -> None:
