@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from .served import read_manifest as read_model_manifest
 from .walk_forward import walk_forward
 
 __all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "PREDICTION_COLUMNS", "OrderFlowModel",
-           "feature_matrix", "flow_codes", "package_versions", "read_model_manifest"]
+           "feature_matrix", "flow_codes", "manifest_config", "package_versions", "read_model_manifest"]
 
 MIN_TRAINING_ROWS = 30
 _PACKAGES = ("ticker-registry", "mlflow", "xgboost", "lightgbm", "scikit-learn", "skops", "numpy",
@@ -246,11 +247,7 @@ class OrderFlowModel:
         """
         directory = Path(directory)
         manifest = read_model_manifest(directory)
-        try:
-            config = Config.from_dict(manifest["config"], source=str(directory / _MANIFEST))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFormatError(f"{directory / _MANIFEST} has a bad config or feature spec: "
-                                   f"{exc}") from None
+        config = manifest_config(manifest, str(directory / _MANIFEST))
         served = ServedModel.load(directory, n_jobs=config.n_jobs if n_jobs is None else n_jobs,
                                   manifest=manifest)
         model = cls(config)
@@ -264,6 +261,26 @@ class OrderFlowModel:
                              for h, e in (manifest.get("evaluation") or {}).items() if h in HEADS}
         model._constant = served.constant
         return model
+
+
+def manifest_config(manifest: Mapping[str, Any], where: str) -> Config:
+    """The :class:`Config` recorded in a checked ``model.json`` (at ``where``).
+
+    The loader and bundle verification both read it here.
+
+    Raises
+    ------
+    ModelFormatError
+        The config is not valid or names another model type than the file.
+    """
+    try:
+        config = Config.from_dict(manifest["config"], source=where)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # ConfigError is a ValueError
+        raise ModelFormatError(f"{where} has a bad config: {exc}") from None
+    if config.model_type != manifest.get("model_type"):
+        raise ModelFormatError(f"{where} config says model_type {config.model_type!r}, the file "
+                               f"{manifest.get('model_type')!r}")
+    return config
 
 
 def _label_arrays(y: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:

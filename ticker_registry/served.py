@@ -1,36 +1,34 @@
 """Serving a saved order-flow model: load its directory, predict, with numpy and pandas only.
 
-This module and the four it imports (:mod:`.features`, :mod:`.heads`,
-:mod:`.timestamps`, :mod:`.exceptions`) ship inside every model version, as
-the package ``order_flow_portable`` in MLflow's ``code/`` folder: the
-version's pyfunc wrapper imports nothing else of ours, so plain MLflow loads
-and serves it where ticker-registry is not installed. The library serves
-through the same code (:class:`~ticker_registry.model.OrderFlowModel`
-delegates ``load``, ``predict_matrix`` and ``predict`` here), so the two
-cannot drift. Only relative imports of those modules are allowed here.
+This module and the four it imports (:mod:`.features`, :mod:`.heads`, :mod:`.timestamps`,
+:mod:`.exceptions`) ship inside every model version, as the package ``order_flow_portable``
+in MLflow's ``code/`` folder: the version's pyfunc wrapper imports nothing else of ours, so
+plain MLflow loads and serves it where ticker-registry is not installed. The library serves
+through the same code (:class:`~ticker_registry.model.OrderFlowModel` delegates ``load``,
+``predict_matrix`` and ``predict`` here), so the two cannot drift. Only relative imports of
+those modules are allowed here.
 
-A version serves each head either with its native model or with a constant
-baseline (``serving`` in ``model.json``: ``model`` or ``baseline``, decided
-by the evaluation at training time). :meth:`ServedModel.predict` accepts two
-inputs, told apart by their columns:
+A version serves each head either with its native model or with a constant baseline
+(``serving`` in ``model.json``: ``model`` or ``baseline``, decided by the evaluation at
+training time). :meth:`ServedModel.predict` accepts two inputs, told apart by their columns:
 
-- **features**: the ``FEATURE_NAMES`` columns, any numeric dtype (int64
-  included; extra columns are ignored), one prediction per row;
-- **raw trades**: ``timestamp`` (epoch s/ms/us/ns or ISO-8601), ``price``,
-  ``quantity``, ``side`` (``buy``/``sell`` or +1/-1), optionally ``bid``,
-  ``ask``, ``bid_size``, ``ask_size``, oldest first; the features of the
-  newest trade are computed with the version's own feature spec from the last
-  ``sequence_length`` trades (the quote columns of the last row are the quote
-  at the event), and one prediction is returned.
+- **features**: the ``FEATURE_NAMES`` columns, any numeric dtype (int64 included; extra
+  columns are ignored), one prediction per row;
+- **raw trades**: ``timestamp`` (epoch s/ms/us/ns or ISO-8601), ``price``, ``quantity``,
+  ``side`` (``buy``/``sell`` or +1/-1), optionally ``bid``, ``ask``, ``bid_size``,
+  ``ask_size``, oldest first; the features of the newest trade are computed with the
+  version's own feature spec from the last ``sequence_length`` trades (the quote columns
+  of the last row are the quote at the event), and one prediction is returned.
 
 A missing column, a NaN or a value of the wrong kind raises
-:class:`~ticker_registry.exceptions.PredictionInputError` with one line that
-names the column.
+:class:`~ticker_registry.exceptions.PredictionInputError` with one line that names the
+column.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,9 +40,10 @@ from .exceptions import ModelFormatError, PredictionInputError
 from .features import FEATURE_NAMES, FLOW_TYPES, LABEL_NAMES, FeatureSpec, live_feature_vector
 from .heads import HEAD_SUFFIX, Head, load_head
 
-__all__ = ["HEADS", "MANIFEST", "MODEL_FORMAT_VERSION", "PREDICTION_COLUMNS", "QUOTE_COLUMNS",
-           "TRADE_COLUMNS", "ServedModel", "feature_matrix", "input_kind", "predict_matrix",
-           "prediction_frame", "read_manifest", "serving_constants", "trades_feature_vector"]
+__all__ = ["HEADS", "MANIFEST", "MANIFEST_FIELDS", "MODEL_FORMAT_VERSION", "PREDICTION_COLUMNS",
+           "QUOTE_COLUMNS", "TRADE_COLUMNS", "ServedModel", "check_manifest", "feature_matrix",
+           "input_kind", "predict_matrix", "prediction_frame", "read_manifest", "serving_constants",
+           "trades_feature_vector"]
 
 #: Version of the ``model.json`` layout this code reads and writes.
 MODEL_FORMAT_VERSION = 1
@@ -60,17 +59,25 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 TRADE_COLUMNS: tuple[str, ...] = ("timestamp", "price", "quantity", "side")
 #: Optional quote columns of a raw-trades input (their last row is the quote at the event).
 QUOTE_COLUMNS: tuple[str, ...] = ("bid", "ask", "bid_size", "ask_size")
+#: The fields of ``model.json``; a file with any other is refused (a trust list or code
+#: never travels in it: the loader takes those from this package).
+MANIFEST_FIELDS = frozenset({"format_version", "model_type", "heads", "feature_spec", "config",
+                             "metrics", "baselines", "validation_start", "package_versions",
+                             "serving", "evaluation"})
 _SOURCES = ("model", "baseline")
+#: Where each head sits in an (n, 5) prediction matrix: class probabilities, impact, time.
+_COLUMNS: dict[str, slice | int] = {"flow_type": slice(0, len(FLOW_TYPES)),
+                                    "impact": len(FLOW_TYPES), "time_to_execution": len(FLOW_TYPES) + 1}
 
 
 # --------------------------------------------------------------------------- manifest
 def read_manifest(directory: Path) -> dict[str, Any]:
-    """Read and sanity-check ``model.json`` of a saved model directory.
+    """Read ``model.json`` of a saved model directory, checked by :func:`check_manifest`.
 
     Raises
     ------
     ModelFormatError
-        The file is missing or unreadable, or names an unknown format, model type or head set.
+        The file is missing, unreadable or fails :func:`check_manifest`.
     """
     path = Path(directory) / MANIFEST
     try:
@@ -80,28 +87,76 @@ def read_manifest(directory: Path) -> dict[str, Any]:
                                ) from None
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"cannot read {path}: {exc}") from None
-    found = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if found != MODEL_FORMAT_VERSION:
-        raise ModelFormatError(f"{path} has format_version {found!r}; "
-                               f"this ticker-registry reads version {MODEL_FORMAT_VERSION}")
-    if manifest.get("model_type") not in HEAD_SUFFIX or set(manifest.get("heads", {})) != set(HEADS):
-        raise ModelFormatError(f"{path} names an unknown model type or head set")
-    return manifest
+    return check_manifest(manifest, str(path))
 
 
-def safe_member(name: Any) -> str:
-    """``name`` if it is a plain file name inside the model directory, else ``ModelFormatError``."""
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ModelFormatError(f"model manifest names an unsafe file {name!r}")
-    return name
+def check_manifest(doc: Any, where: str) -> dict[str, Any]:
+    """``doc``, the parsed ``model.json`` at ``where``, if it is one this code can serve.
+
+    The one check of ``model.json``, made when a model directory is loaded and when a
+    bundle is verified (before any of its code or trees are touched).
+
+    Returns ``doc`` with its ``serving`` map filled in (``model`` for every head when
+    absent); raises ``ModelFormatError`` naming ``where`` and the first problem found.
+    """
+    def bad(what: str) -> ModelFormatError:
+        return ModelFormatError(f"{where} {what}")
+
+    if not isinstance(doc, dict):
+        raise bad("is not a JSON object")
+    unknown = sorted(set(doc) - MANIFEST_FIELDS)
+    if unknown:
+        raise bad(f"has unknown field(s) {unknown}; our loader takes its trust lists and code "
+                  "from ticker-registry itself, never from a model file")
+    if doc.get("format_version") != MODEL_FORMAT_VERSION:
+        raise bad(f"has format_version {doc.get('format_version')!r}; this ticker-registry reads "
+                  f"version {MODEL_FORMAT_VERSION}")
+    model_type = doc.get("model_type")
+    if not isinstance(model_type, str) or model_type not in HEAD_SUFFIX:
+        raise bad(f"names an unknown model_type {model_type!r}; expected one of {sorted(HEAD_SUFFIX)}")
+    files = {h: f"{h}{HEAD_SUFFIX[model_type]}" for h in HEADS}
+    if doc.get("heads") != files:
+        raise bad(f"names head files {str(doc.get('heads'))[:200]}; expected {files}")
+    if not isinstance(doc.get("config"), dict):
+        raise bad("has no config")
+    spec = doc.get("feature_spec")
+    names = tuple(spec.get("feature_names") or ()) if isinstance(spec, dict) else ()
+    if names != FEATURE_NAMES:
+        raise bad(f"uses features {str(names)[:200]}, which this version of ticker-registry "
+                  "does not compute")
+    if not isinstance(doc.get("metrics"), dict) or not all(
+            _is_number(v, finite=False) for v in doc["metrics"].values()):
+        raise bad("'metrics' is not a map of numbers")
+    baselines = doc.get("baselines")
+    if not isinstance(baselines, dict) or not (
+            {"majority_class", "median_time_to_execution"} <= set(baselines)
+            <= {"majority_class", "median_time_to_execution", "heads"}):
+        raise bad("'baselines' is malformed")
+    serving = doc.get("serving", {h: "model" for h in HEADS})
+    if (not isinstance(serving, dict) or set(serving) != set(HEADS)
+            or not set(serving.values()) <= set(_SOURCES)):
+        raise bad(f"'serving' must map each head to 'model' or 'baseline', got {str(serving)[:200]!r}")
+    per_head = baselines.get("heads")
+    for head in (h for h in HEADS if serving[h] == "baseline"):
+        info = per_head.get(head) if isinstance(per_head, dict) else None
+        kind = info.get("kind") if isinstance(info, dict) else None
+        values = info.get("values") if isinstance(info, dict) else None
+        value = values.get(kind) if isinstance(values, dict) and isinstance(kind, str) else None
+        if head == "flow_type":
+            ok = (isinstance(value, list) and len(value) == len(FLOW_TYPES)
+                  and all(_is_number(p) and 0 <= p <= 1 for p in value) and abs(sum(value) - 1) < 1e-6)
+        else:
+            ok = _is_number(value) and abs(value) < 1e12
+        if not ok:
+            raise bad(f"baseline of {head} ({kind!r}: {str(value)[:80]}) is not a valid constant "
+                      "prediction (the head is served by its baseline)")
+    return {**doc, "serving": dict(serving)}
 
 
-def serving_map(manifest: Mapping[str, Any], where: str) -> dict[str, str]:
-    """The manifest's per-head serving map (``model`` everywhere when absent), checked."""
-    serving = manifest.get("serving") or {h: "model" for h in HEADS}
-    if set(serving) != set(HEADS) or not set(serving.values()) <= set(_SOURCES):
-        raise ModelFormatError(f"{where} has a bad serving map {serving!r}")
-    return dict(serving)
+def _is_number(value: Any, *, finite: bool = True) -> bool:
+    """An int or float, not a bool (a JSON number), and finite unless ``finite=False``."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (not finite or math.isfinite(value)))
 
 
 def serving_constants(serving: Mapping[str, str],
@@ -132,23 +187,21 @@ def predict_matrix(heads: Mapping[str, Head], constant: Mapping[str, np.ndarray 
     by its baseline and its model is not called.
     """
     out = np.empty((len(features), len(FLOW_TYPES) + 2))
-    out[:, :3] = constant["flow_type"] if "flow_type" in constant else \
-        heads["flow_type"].predict(features)
-    out[:, 3] = constant["impact"] if "impact" in constant else heads["impact"].predict(features)
-    out[:, 4] = constant["time_to_execution"] if "time_to_execution" in constant else \
-        heads["time_to_execution"].predict(features)
+    for head, columns in _COLUMNS.items():
+        out[:, columns] = constant[head] if head in constant else heads[head].predict(features)
     return out
 
 
 def prediction_frame(raw: np.ndarray, serving: Mapping[str, str],
                      index: pd.Index | None = None) -> pd.DataFrame:
     """The ``PREDICTION_COLUMNS`` frame of an (n, 5) prediction matrix."""
+    probabilities = raw[:, _COLUMNS["flow_type"]]
     frame = pd.DataFrame({"flow_type": np.asarray(FLOW_TYPES, dtype=object)[
-        np.argmax(raw[:, :3], axis=1)]}, index=index)
+        np.argmax(probabilities, axis=1)]}, index=index)
     for i, name in enumerate(FLOW_TYPES):
-        frame[f"p_{name}"] = raw[:, i]
-    frame["impact"] = raw[:, 3]
-    frame["time_to_execution"] = raw[:, 4]
+        frame[f"p_{name}"] = probabilities[:, i]
+    for head in HEADS[1:]:
+        frame[head] = raw[:, _COLUMNS[head]]
     for head in HEADS:
         frame[f"{head}_source"] = serving[head]
     return frame
@@ -210,13 +263,8 @@ def _not_numeric(X: pd.DataFrame) -> str:
 
 
 def input_kind(frame: pd.DataFrame) -> str:
-    """``"features"`` or ``"trades"``, from the columns of ``frame``.
-
-    Raises
-    ------
-    PredictionInputError
-        Both kinds of column, or neither.
-    """
+    """``"features"`` or ``"trades"``, from the columns of ``frame`` (both or neither:
+    ``PredictionInputError``)."""
     columns = set(map(str, frame.columns))
     features = columns & set(FEATURE_NAMES)
     trades = columns & set(TRADE_COLUMNS)
@@ -237,10 +285,9 @@ def input_kind(frame: pd.DataFrame) -> str:
 def trades_feature_vector(trades: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """The feature vector of the newest trade of ``trades`` (raw trades, oldest first).
 
-    The last ``spec.sequence_length`` rows are the window; the quote columns of
-    the last row, when present and finite, are the market data at the event.
-    Computed by :func:`~ticker_registry.features.live_feature_vector`, the
-    library's live path.
+    The last ``spec.sequence_length`` rows are the window; the quote columns of the last row,
+    when present and finite, are the market data at the event. Computed by
+    :func:`~ticker_registry.features.live_feature_vector`, the library's live path.
     """
     n = spec.sequence_length
     missing = [c for c in TRADE_COLUMNS if c not in trades.columns]
@@ -290,8 +337,8 @@ def _number(value: Any, name: str) -> float | None:
 class ServedModel:
     """A saved model directory loaded for serving: native heads, baselines, feature spec.
 
-    Build it with :meth:`load`; the library's ``OrderFlowModel.load`` does the
-    same and adds what training and evaluation need.
+    Build it with :meth:`load`; the library's ``OrderFlowModel.load`` does the same and adds
+    what training and evaluation need.
     """
 
     def __init__(self, model_type: str, heads: dict[str, Head], spec: FeatureSpec,
@@ -317,25 +364,18 @@ class ServedModel:
             not load.
         """
         directory = Path(directory)
-        manifest = read_manifest(directory) if manifest is None else manifest
-        where = str(directory / MANIFEST)
+        manifest = (read_manifest(directory) if manifest is None
+                    else check_manifest(manifest, str(directory / MANIFEST)))
         try:
             spec = FeatureSpec.from_dict(manifest["feature_spec"])
-            config = manifest.get("config") or {}
-            jobs = int(config.get("n_jobs", 1)) if n_jobs is None else n_jobs
+            jobs = int(manifest["config"].get("n_jobs", 1)) if n_jobs is None else n_jobs
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFormatError(f"{where} has a bad config or feature spec: {exc}") from None
-        if tuple(spec.feature_names) != FEATURE_NAMES:
-            raise ModelFormatError(f"model in {directory} uses features {spec.feature_names}, "
-                                   "which this version of ticker-registry does not compute")
+            raise ModelFormatError(f"{directory / MANIFEST} has a bad config or feature spec: "
+                                   f"{exc}") from None
         model_type = manifest["model_type"]
-        heads = {name: load_head(model_type, directory / safe_member(manifest["heads"][name]),
-                                 n_classes=len(FLOW_TYPES) if name == "flow_type" else 0,
-                                 n_jobs=jobs)
-                 for name in HEADS}
-        if "baselines" not in manifest:
-            raise ModelFormatError(f"{where} has no baselines")
-        return cls(model_type, heads, spec, serving_map(manifest, where), manifest["baselines"])
+        heads = {h: load_head(model_type, directory / manifest["heads"][h], n_jobs=jobs,
+                              n_classes=len(FLOW_TYPES) if h == "flow_type" else 0) for h in HEADS}
+        return cls(model_type, heads, spec, dict(manifest["serving"]), manifest["baselines"])
 
     def predict_matrix(self, features: np.ndarray) -> np.ndarray:
         """Served predictions of a C-contiguous float64 feature matrix, as an (n, 5) array."""

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import json
-import math
 import os
 import stat
 import tarfile
@@ -22,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..config import Config
-from ..exceptions import BundleError, ConfigError
-from ..features import FEATURE_NAMES
-from ..heads import HEAD_SUFFIX
-from ..model import HEADS, MODEL_FORMAT_VERSION
+from ..exceptions import BundleError, ModelFormatError
+from ..model import manifest_config
+from ..served import check_manifest
 from .manifest import (
     _CHUNK,
     MANIFEST_NAME,
@@ -43,9 +40,6 @@ from .manifest import (
 
 _EXPECTED = ("expected a bundle written by `ticker-registry export` / export_bundle(): a tar "
              "archive (optionally gzip-compressed) whose first member is manifest.json")
-_MODEL_JSON_KEYS = frozenset({"format_version", "model_type", "heads", "feature_spec", "config",
-                              "metrics", "baselines", "validation_start", "package_versions",
-                              "serving", "evaluation"})
 _MAGIC = {".json": (b"{",), ".ubj": (b"{",), ".txt": (b"tree\n",), ".skops": (b"PK\x03\x04",)}
 
 
@@ -358,78 +352,18 @@ def _check_content(name: str, head: bytes, bad: Callable[[str], BundleError]) ->
 
 def _check_model_json(data: bytes, manifest: BundleManifest,
                       bad: Callable[[str], BundleError]) -> dict[str, Any]:
-    """The OrderFlowModel manifest, parsed here (cheap, no code) and checked strictly."""
-    doc = _parse_json(data, "model/model.json", "")
-    if not isinstance(doc, dict):
-        raise bad("model/model.json is not a JSON object")
-    unknown = sorted(set(doc) - _MODEL_JSON_KEYS)
-    if unknown:
-        raise bad(f"model/model.json has unknown field(s) {unknown}; our loader takes its trust "
-                  "lists and code from ticker-registry itself, never from a bundle")
-    if doc.get("format_version") != MODEL_FORMAT_VERSION:
-        raise bad(f"model/model.json has format_version {doc.get('format_version')!r}; this "
-                  f"ticker-registry reads version {MODEL_FORMAT_VERSION}")
-    if doc.get("model_type") != manifest.model_type:
-        raise bad(f"model/model.json says model_type {doc.get('model_type')!r}, the manifest "
-                  f"{manifest.model_type!r}")
-    suffix = HEAD_SUFFIX[manifest.model_type]
-    if doc.get("heads") != {h: f"{h}{suffix}" for h in HEADS}:
-        raise bad(f"model/model.json names head files {doc.get('heads')!r}; expected "
-                  f"{ {h: f'{h}{suffix}' for h in HEADS} }")
-    if not isinstance(doc.get("config"), dict):
-        raise bad("model/model.json has no config")
+    """The OrderFlowModel manifest, parsed here (cheap, no code) and checked as the loader does."""
+    where = "model/model.json"
+    doc = _parse_json(data, where, "")
     try:
-        config = Config.from_dict(doc["config"], source="model/model.json")
-    except (ConfigError, TypeError, AttributeError) as exc:
-        raise bad(f"model/model.json has a bad config: {exc}") from None
-    if config.model_type != manifest.model_type:
-        raise bad(f"model/model.json config says model_type {config.model_type!r}")
-    spec = doc.get("feature_spec")
-    if not isinstance(spec, dict) or tuple(spec.get("feature_names") or ()) != FEATURE_NAMES:
-        raise bad("model/model.json uses features this version of ticker-registry does not "
-                  "compute")
-    metrics = doc.get("metrics")
-    if not isinstance(metrics, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
-        raise bad("model/model.json 'metrics' is not a map of numbers")
-    baselines = doc.get("baselines")
-    if not isinstance(baselines, dict) or not (
-            {"majority_class", "median_time_to_execution"} <= set(baselines)
-            <= {"majority_class", "median_time_to_execution", "heads"}):
-        raise bad("model/model.json 'baselines' is malformed")
-    serving = doc.get("serving", {h: "model" for h in HEADS})
-    if (not isinstance(serving, dict) or set(serving) != set(HEADS)
-            or not set(serving.values()) <= {"model", "baseline"}):
-        raise bad(f"model/model.json 'serving' must map each head to 'model' or 'baseline', got "
-                  f"{str(serving)[:200]!r}")
-    if any(v == "baseline" for v in serving.values()):
-        _check_baseline_constants(baselines.get("heads"), serving, bad)
+        doc = check_manifest(doc, where)
+        manifest_config(doc, where)
+    except ModelFormatError as exc:
+        raise bad(str(exc)) from None
+    if doc["model_type"] != manifest.model_type:
+        raise bad(f"{where} says model_type {doc['model_type']!r}, the manifest "
+                  f"{manifest.model_type!r}")
     return doc
-
-
-def _check_baseline_constants(heads: Any, serving: dict[str, str],
-                              bad: Callable[[str], BundleError]) -> None:
-    """The constants a baseline-served head predicts: finite numbers, probabilities for flow."""
-    if not isinstance(heads, dict):
-        raise bad("model/model.json serves a head by its baseline but has no baselines.heads")
-    for head, source in serving.items():
-        if source != "baseline":
-            continue
-        info = heads.get(head)
-        values = info.get("values") if isinstance(info, dict) else None
-        kind = info.get("kind") if isinstance(info, dict) else None
-        value = values.get(kind) if isinstance(values, dict) and isinstance(kind, str) else None
-        if head == "flow_type":
-            ok = (isinstance(value, list) and len(value) == 3
-                  and all(isinstance(p, (int, float)) and not isinstance(p, bool)
-                          and math.isfinite(p) and 0 <= p <= 1 for p in value)
-                  and abs(sum(value) - 1.0) < 1e-6)
-        else:
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                  and math.isfinite(value) and abs(value) < 1e12)
-        if not ok:
-            raise bad(f"model/model.json baseline of {head} ({kind!r}: {str(value)[:80]}) is not "
-                      "a valid constant prediction")
 
 
 def _parse_json(data: bytes, name: str, label: str) -> Any:
