@@ -117,7 +117,7 @@ def _upgrade(conn: Connection, store: str) -> None:
         else:
             try:
                 ScriptDirectory.from_config(config).get_revision(version)
-            except RevisionError:
+            except (RevisionError, CommandError):
                 raise StoreError(
                     f"sample store {store} is at schema revision {version!r}, which this "
                     f"ticker-registry does not know (it knows up to {HEAD!r}); a newer "
