@@ -249,28 +249,8 @@ def build_training_set(trades: pd.DataFrame, config: Config | FeatureSpec,
                        market: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features ``X`` and labels ``y`` for every event with a full past window and horizon.
 
-    Parameters
-    ----------
-    trades
-        Canonical trades (``read_trades`` output), sorted by time.
-    config
-        A :class:`Config` or the :class:`FeatureSpec` of an existing model. An ``auto``
-        threshold is set from these trades; the spec used is in ``X.attrs["feature_spec"]``.
-    market
-        Optional quotes with ``timestamp, bid, ask, bid_size, ask_size``; each event uses
-        the latest quote at or before it.
-
-    Returns
-    -------
-    (X, y)
-        ``X`` has the ``FEATURE_NAMES`` columns, ``y`` the ``LABEL_NAMES`` ones:
-        ``flow_type`` (categorical of ``FLOW_TYPES``), ``impact`` (bps) and
-        ``time_to_execution`` (seconds); both are indexed by event timestamp.
-
-    Raises
-    ------
-    TrainingDataError
-        If no event has a full window and a full horizon.
+    The public :func:`ticker_registry.build_training_set` (documented there, once) calls
+    this with ``config`` already a :class:`Config` or a model's :class:`FeatureSpec`.
     """
     ts_ns, price, qty, side = _trade_arrays(trades)
     spec = _spec(config, price, qty)
@@ -386,12 +366,8 @@ def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFra
                           config: Config | FeatureSpec) -> dict[str, float]:
     """Features of one live window: the last ``sequence_length`` order events.
 
-    ``order_events`` is a list of dicts (``timestamp`` as an epoch in s, ms, us or ns, unit
-    inferred by :mod:`ticker_registry.timestamps`, or a datetime, ``price``, ``quantity`` or
-    ``amount``, ``side`` as ``'buy'``/``'sell'`` or +1/-1) or a canonical trades frame;
-    ``market_data`` is an optional dict with ``bid``, ``ask``, ``bid_size``, ``ask_size``
-    (other keys are ignored). The result equals the row :func:`build_training_set` gives
-    for the same event.
+    The public :func:`ticker_registry.compute_live_features` (documented there, once) calls
+    this with ``config`` already a :class:`Config` or a model's :class:`FeatureSpec`.
     """
     vector = live_feature_vector(order_events, market_data, config)
     return dict(zip(FEATURE_NAMES, vector.tolist(), strict=True))
