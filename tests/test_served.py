@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,17 +11,22 @@ import pytest
 from ticker_registry import (
     FEATURE_NAMES,
     Config,
+    ModelFormatError,
     OrderFlowModel,
     PredictionInputError,
     TrainingDataError,
     compute_live_features,
     evaluation,
+    features,
+    heads,
     model,
 )
 from ticker_registry.served import (
     HEADS,
+    MANIFEST,
     PREDICTION_COLUMNS,
     ServedModel,
+    check_manifest,
     input_kind,
     trades_feature_vector,
 )
@@ -57,8 +64,51 @@ def _library_prediction(result, window: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_one_fact_each():
-    assert HEADS == evaluation.HEADS
+    assert HEADS is evaluation.HEADS is features.LABEL_NAMES
     assert PREDICTION_COLUMNS == model.PREDICTION_COLUMNS
+    assert set(evaluation.LOSS_METRICS) == set(HEADS) == set(evaluation.BASELINE_KINDS)
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (lambda d: {**d, "trusted": ["builtins.eval"]}, r"unknown field\(s\) \['trusted'\]"),
+    (lambda d: {**d, "format_version": 2}, "format_version 2"),
+    (lambda d: {**d, "model_type": "pickle"}, "unknown model_type 'pickle'"),
+    (lambda d: {**d, "heads": {**d["heads"], "impact": "../impact.ubj"}}, "names head files"),
+    (lambda d: {**d, "feature_spec": {**d["feature_spec"], "feature_names": ["x"]}},
+     "does not compute"),
+    (lambda d: {**d, "metrics": {"impact_mse": "low"}}, "not a map of numbers"),
+    (lambda d: {**d, "serving": {h: "model" for h in HEADS[:2]}}, "'serving' must map each head"),
+    (lambda d: {**d, "serving": {**d["serving"], "impact": "baseline"},
+                "baselines": {**d["baselines"], "heads": {}}}, "not a valid constant prediction"),
+])
+def test_model_json_is_checked_by_one_function_everywhere(saved, tmp_path, change, pattern):
+    """The loader refuses what bundle verification refuses: both call check_manifest."""
+    _, folder = saved
+    doc = json.loads((folder / MANIFEST).read_text())
+    assert check_manifest(doc, "model.json")["serving"] == doc["serving"]
+    bad = change(doc)
+    with pytest.raises(ModelFormatError, match=pattern):
+        check_manifest(bad, "model.json")
+    for f in folder.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / MANIFEST).write_text(json.dumps(bad))
+    with pytest.raises(ModelFormatError, match=pattern):
+        ServedModel.load(tmp_path)
+    with pytest.raises(ModelFormatError, match=pattern):
+        OrderFlowModel.load(tmp_path)
+
+
+def test_skops_files_are_loaded_with_the_allow_list_only(saved, monkeypatch):
+    result, folder = saved
+    if result.model.config.model_type != "random_forest":
+        pytest.skip("skops is the random-forest format")
+    path = folder / "impact.skops"
+    assert heads.skops_trusted(path) == heads.SKOPS_TRUSTED
+    import skops.io as sio
+
+    monkeypatch.setattr(sio, "get_untrusted_types", lambda file: ["builtins.eval"])
+    with pytest.raises(ModelFormatError, match=r"outside our allow-list .*builtins\.eval"):
+        heads.load_head("random_forest", path, n_classes=0)
 
 
 def test_the_served_model_predicts_what_the_library_predicts(saved):
