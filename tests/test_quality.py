@@ -23,7 +23,8 @@ PUBLIC = {
     "TickerModelManager", "TickerRegistry", "TickerRegistryError", "TradeDataError",
     "TrainOutcome", "TrainingDataError", "__version__", "build_training_set",
     "compute_live_features", "generate_trades", "load_config", "normalize_ticker", "read_trades",
-    "write_report",
+    "write_report", "AuditEvent", "PromotionDecision", "ServedModel", "TrainingLineage",
+    "VersionInfo",
 }
 
 

@@ -6,6 +6,7 @@ in ``__all__`` and nothing else is public.
 
 from __future__ import annotations
 
+from .cache import ServedModel
 from .config import MODEL_TYPES, Config, load_config
 from .data import read_trades
 from .exceptions import (
@@ -28,8 +29,17 @@ from .exceptions import (
     TrainingDataError,
 )
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
-from .manager import PreloadResult, SyncTickerModelManager, TickerModelManager, TrainOutcome
+from .manager import SyncTickerModelManager
+from .manager_async import TickerModelManager
 from .model import OrderFlowModel
+from .records import (
+    AuditEvent,
+    PreloadResult,
+    PromotionDecision,
+    TrainingLineage,
+    TrainOutcome,
+    VersionInfo,
+)
 from .registry import TickerRegistry
 from .report import write_report
 from .samples import SampleStore
@@ -41,6 +51,11 @@ from .training import build_training_set, compute_live_features  # config in any
 __version__ = "0.1.0"
 
 __all__ = [
+    "VersionInfo",
+    "TrainingLineage",
+    "ServedModel",
+    "PromotionDecision",
+    "AuditEvent",
     "FEATURE_NAMES",
     "FLOW_TYPES",
     "MODEL_TYPES",

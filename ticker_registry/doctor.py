@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import native_cache
 from .exceptions import ModelFormatError, ModelNotFoundError, RegistryError
@@ -32,7 +32,17 @@ from .locking import LOCK_PREFIX, STALE_AFTER, process_gone
 from .model import OrderFlowModel
 
 if TYPE_CHECKING:
-    from .manager import SyncTickerModelManager
+    from .cache import ModelCache
+    from .registry import TickerRegistry
+    from .samples import SampleStore
+
+
+class Diagnosable(Protocol):
+    """What doctor works on (a manager has it): the registry, the sample store, the cache."""
+
+    registry: TickerRegistry
+    samples: SampleStore
+    cache: ModelCache
 
 __all__ = ["Finding", "diagnose"]
 
@@ -51,7 +61,7 @@ class Finding:
         return asdict(self)
 
 
-def diagnose(manager: SyncTickerModelManager, *, repair: bool = False,
+def diagnose(manager: Diagnosable, *, repair: bool = False,
              grace_s: float = GRACE_S) -> list[Finding]:
     """Every inconsistency found; with ``repair`` each safe fix is applied and reported."""
     registry = manager.registry

@@ -1,11 +1,9 @@
-"""TickerModelManager: the facade a trading program lives with all day.
+"""SyncTickerModelManager: the facade a trading program lives with all day.
 
-Two faces share one core:
-
-- :class:`SyncTickerModelManager` does the work (scripts and the CLI use it);
-- :class:`TickerModelManager` is its async twin: slow work (training,
-  registry and artifact I/O, sample commits) runs in a worker thread via
-  ``asyncio.to_thread``; a warm prediction runs inline, with no thread hop.
+It serves, collects samples and retrains here; its registry operations (views,
+alias moves, bundles, cleanup, doctor) come from :mod:`.manager_ops`, and its
+async twin :class:`~ticker_registry.manager_async.TickerModelManager` is
+generated from it (:mod:`.manager_async`).
 
 Decisions (see the README, "Manager"):
 
@@ -22,16 +20,12 @@ Decisions (see the README, "Manager"):
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
 import logging
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +34,7 @@ import pandas as pd
 
 from .cache import ModelCache, ServedModel
 from .config import Config, load_config
+from .data import read_trade_files
 from .exceptions import (
     ModelNotFoundError,
     NotTrainedError,
@@ -50,16 +45,17 @@ from .exceptions import (
 )
 from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
 from .locking import HOST_ID
+from .manager_ops import RegistryOperations
 from .model import OrderFlowModel
 from .performance import LivePerformance
-from .records import PromotionDecision, VersionInfo
+from .records import PreloadResult, TrainOutcome, VersionInfo
 from .registry import DEFAULT_MODELS_DIR, TickerRegistry
 from .retraining import RetrainScheduler
 from .samples import SampleStore, spec_hash, validate_sample
 from .tickers import normalize_ticker
 from .training import TrainingResult, fingerprint, train_model, train_on_trades
 
-__all__ = ["PreloadResult", "SyncTickerModelManager", "TickerModelManager", "TrainOutcome"]
+__all__ = ["LEASE_TTL_S", "LIVE_LOG_EVERY", "SyncTickerModelManager"]
 
 log = logging.getLogger(__name__)
 
@@ -69,37 +65,7 @@ LEASE_TTL_S = 900.0
 LIVE_LOG_EVERY = 100
 
 
-@dataclass(frozen=True)
-class TrainOutcome:
-    """A training's registered version and where the gate put it."""
-
-    ticker: str
-    version: VersionInfo
-    created: bool
-    decision: PromotionDecision | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ticker": self.ticker, "version": self.version.version, "created": self.created,
-                "alias": self.decision.alias if self.decision else None,
-                "promoted": self.decision.promoted if self.decision else None,
-                "reason": self.decision.reason if self.decision else "already registered",
-                "metrics": self.version.metrics}
-
-
-@dataclass(frozen=True)
-class PreloadResult:
-    ticker: str
-    ok: bool
-    version: int | None
-    seconds: float
-    size_bytes: int
-    error: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-class SyncTickerModelManager:
+class SyncTickerModelManager(RegistryOperations):
     """The synchronous core: models, samples, retraining and registry operations.
 
     Parameters
@@ -400,38 +366,10 @@ class SyncTickerModelManager:
         if trades is None:
             if not paths:
                 raise TickerRegistryError("give trades (a frame) or files to train on")
-            trades = load_trades(paths)
+            trades = read_trade_files(paths)
         return self._register(name, train_on_trades(trades, config, market=market,
                                                     files=[Path(p).name for p in paths]))
 
-    def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
-        """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
-        from .views import SKILL_SCORE, best
-
-        name = self._ticker(new_ticker)
-        if template is None:
-            ranked = [r for r in best(self.registry, SKILL_SCORE, 50) if r["ticker"] != name]
-            if not ranked:
-                raise ModelNotFoundError("no ticker has a production version to use as a "
-                                         "template; train one first")
-            template = ranked[0]["ticker"]
-        source = self.registry.resolve(self._ticker(template))
-        model = OrderFlowModel.load(self.registry.download_native(source))
-        from .records import TrainingLineage
-
-        lineage = TrainingLineage(
-            n_samples=0, source="template",
-            extra={"template_ticker": source.ticker, "template_version": str(source.version)})
-        info, created = self.registry.register(
-            name, model, lineage=lineage,
-            idempotency_key=f"template-{source.ticker}-{source.version}"[:64],
-            extra_tags={"source": "template", "template_ticker": source.ticker,
-                        "template_version": str(source.version)})
-        decision = self.registry.apply_gate(name, info.version, model) if created else None
-        self.cache.invalidate(name)
-        return TrainOutcome(name, info, created, decision)
-
-    # ------------------------------------------------------------------ operations
     def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:
         """Download and load each ticker's production version; one failure never stops others."""
         names = [t for t in tickers]
@@ -454,93 +392,6 @@ class SyncTickerModelManager:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names) or 1))) as pool:
             return list(pool.map(one, names))
 
-    def status(self) -> list[dict[str, Any]]:
-        """Status rows of every ticker, with sample counts and live performance."""
-        from .views import status
-
-        rows = status(self.registry)
-        counts = self.samples.counts()
-        for row in rows:
-            c = counts.get(row["ticker"], {})
-            row["samples_stored"] = c.get("total", 0)
-            row["samples_pending"] = c.get("unconsumed", 0)
-            entry = self.cache.peek(row["ticker"])
-            if entry is not None and entry.live is not None:
-                row.update(entry.live.summary())
-        return rows
-
-    def metadata(self) -> dict[str, dict[str, Any]]:
-        from .views import metadata
-
-        return metadata(self.registry)
-
-    def versions(self, ticker: str) -> list[dict[str, Any]]:
-        from .views import version_rows
-
-        name = self._ticker(ticker)
-        return version_rows(self.registry.list_versions(name), self.registry.audit_trail(name))
-
-    def compare(self, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
-        from .views import compare
-
-        return compare(self.registry, self._ticker(ticker), v1, v2)
-
-    def best(self, metric: str = "skill_score", n: int = 10) -> list[dict[str, Any]]:
-        from .views import best
-
-        return best(self.registry, metric, n)
-
-    def promote(self, ticker: str, version: int, *, to: str | None = None, reason: str = "",
-                expected: int | None | str = "current") -> Any:
-        event = self.registry.promote(self._ticker(ticker), version, to=to, reason=reason,
-                                      expected=expected)
-        self.cache.invalidate(self._ticker(ticker))
-        return event
-
-    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "",
-                 expected: int | None | str = "current") -> Any:
-        event = self.registry.rollback(self._ticker(ticker), to_version=to_version, reason=reason,
-                                       expected=expected)
-        self.cache.invalidate(self._ticker(ticker))
-        return event
-
-    def export(self, ticker: str, path: str | os.PathLike[str],
-               version_or_alias: int | str | None = None) -> Any:
-        from .bundle import export_bundle
-
-        return export_bundle(self.registry, self._ticker(ticker), Path(path),
-                             version_or_alias or self.config.production_alias)
-
-    def export_all(self, directory: str | os.PathLike[str], which: str = "production",
-                   progress: Any = None) -> Any:
-        from .bundle import export_all
-
-        return export_all(self.registry, Path(directory), which=which, progress=progress)
-
-    def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
-                      force: bool = False, promote: bool = False) -> Any:
-        """Verify and register a bundle; it lands on staging unless ``promote`` (and the
-        ticker has no production version): see :func:`ticker_registry.bundle.import_bundle`."""
-        from .bundle import import_bundle
-
-        result = import_bundle(self.registry, Path(path), as_ticker=as_ticker, force=force,
-                               promote=promote)
-        self.cache.invalidate(result.version.ticker)
-        return result
-
-    def cleanup(self, days: int = 30, keep_last: int = 2, ticker: str | None = None,
-                dry_run: bool = False) -> Any:
-        from .maintenance import cleanup
-
-        return cleanup(self.registry, days=days, keep_last=keep_last,
-                       ticker=self._ticker(ticker) if ticker else None, dry_run=dry_run)
-
-    def doctor(self, repair: bool = False) -> list[Any]:
-        """Inconsistencies in the registry and sample store (see :mod:`ticker_registry.doctor`)."""
-        from .doctor import diagnose
-
-        return diagnose(self, repair=repair)
-
     def close(self) -> None:
         """Finish scheduled retraining (at most ``close_timeout`` seconds: past it the training
         is abandoned and its samples stay for the next process), stop the refresher, release
@@ -554,105 +405,3 @@ class SyncTickerModelManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def load_trades(paths: Sequence[str]) -> pd.DataFrame:
-    """Read and merge trade files into one canonical, time-sorted frame."""
-    from .data import read_trades
-
-    frames = [read_trades(p) for p in paths]
-    if len(frames) == 1:
-        return frames[0]
-    merged = pd.concat(frames, ignore_index=True)
-    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-class TickerModelManager:
-    """Async facade over :class:`SyncTickerModelManager` (same constructor).
-
-    Example::
-
-        manager = TickerModelManager(base_config, models_dir="custom/models/path")
-        model = await manager.get_or_create_model("ETHUSDT")
-        prediction = await manager.predict_for_ticker("ETHUSDT", order_events, market_data)
-        await manager.add_training_sample("ETHUSDT", features, flow_type, impact, tte)
-    """
-
-    def __init__(self, base_config: Config | Mapping[str, Any] | str | Path | None = None,
-                 models_dir: str | os.PathLike[str] | None = None,
-                 tracking_uri: str | None = None, **options: Any) -> None:
-        self.sync = SyncTickerModelManager(base_config, models_dir, tracking_uri, **options)
-
-    @property
-    def config(self) -> Config:
-        return self.sync.config
-
-    @property
-    def registry(self) -> TickerRegistry:
-        return self.sync.registry
-
-    async def get_or_create_model(self, ticker: str) -> ServedModel:
-        entry = self.sync.cache.peek(self.sync._ticker(ticker))
-        if entry is not None:
-            return entry
-        return await asyncio.to_thread(self.sync.get_or_create_model, ticker)
-
-    async def predict_for_ticker(self, ticker: str, order_events: Any,
-                                 market_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Warm: computed inline on the event loop (no thread hop). Cold: loads off the loop."""
-        entry = self.sync.cache.peek(self.sync._ticker(ticker))
-        if entry is None:
-            entry = await asyncio.to_thread(self.sync.get_or_create_model, ticker)
-        return self.sync._predict(entry, order_events, market_data)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.sync.close)
-
-    async def __aenter__(self) -> TickerModelManager:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    # Every other public method of the synchronous manager, run off the event loop with the
-    # same signature and documentation (generated below, so the twins cannot drift apart;
-    # tests/test_manager_parity.py checks it).
-    add_training_sample: Callable[..., Awaitable[int]]
-    train: Callable[..., Awaitable[TrainOutcome]]
-    retrain: Callable[..., Awaitable[TrainOutcome | None]]
-    wait_for_retraining: Callable[..., Awaitable[list[TrainOutcome]]]
-    preload: Callable[..., Awaitable[list[PreloadResult]]]
-    status: Callable[..., Awaitable[list[dict[str, Any]]]]
-    metadata: Callable[..., Awaitable[dict[str, dict[str, Any]]]]
-    versions: Callable[..., Awaitable[list[dict[str, Any]]]]
-    compare: Callable[..., Awaitable[list[dict[str, Any]]]]
-    best: Callable[..., Awaitable[list[dict[str, Any]]]]
-    promote: Callable[..., Awaitable[Any]]
-    rollback: Callable[..., Awaitable[Any]]
-    export: Callable[..., Awaitable[Any]]
-    export_all: Callable[..., Awaitable[Any]]
-    import_bundle: Callable[..., Awaitable[Any]]
-    cleanup: Callable[..., Awaitable[Any]]
-    doctor: Callable[..., Awaitable[list[Any]]]
-    create_from_template: Callable[..., Awaitable[TrainOutcome]]
-    feature_spec: Callable[..., Awaitable[FeatureSpec | None]]
-    use_feature_spec: Callable[..., Awaitable[None]]
-
-
-#: Methods of TickerModelManager written by hand (a fast path on the event loop, or a name).
-_ASYNC_BY_HAND = frozenset({"get_or_create_model", "predict_for_ticker", "close"})
-
-
-def _async_twin(name: str) -> Callable[..., Awaitable[Any]]:
-    sync_method = getattr(SyncTickerModelManager, name)
-
-    @functools.wraps(sync_method)
-    async def method(self: TickerModelManager, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
-
-    return method
-
-
-for _name, _member in inspect.getmembers(SyncTickerModelManager, inspect.isfunction):
-    if not _name.startswith("_") and _name not in _ASYNC_BY_HAND:
-        setattr(TickerModelManager, _name, _async_twin(_name))

@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["AuditEvent", "ModelRecord", "PromotionDecision", "RunRecord", "TrainingLineage",
-           "VersionInfo", "metric_tags"]
+__all__ = ["AuditEvent", "ModelRecord", "PreloadResult", "PromotionDecision", "RunRecord",
+           "TrainOutcome", "TrainingLineage", "VersionInfo", "metric_tags"]
 
 #: Metric names copied to model-version tags (prefix ``metric.``).
 HEADLINE_METRICS = ("flow_type_accuracy", "impact_mse", "time_to_execution_mse")
@@ -139,3 +139,35 @@ class PromotionDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A training's registered version and where the gate put it."""
+
+    ticker: str
+    version: VersionInfo
+    created: bool
+    decision: PromotionDecision | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ticker": self.ticker, "version": self.version.version, "created": self.created,
+                "alias": self.decision.alias if self.decision else None,
+                "promoted": self.decision.promoted if self.decision else None,
+                "reason": self.decision.reason if self.decision else "already registered",
+                "metrics": self.version.metrics}
+
+
+@dataclass(frozen=True)
+class PreloadResult:
+    """How loading one ticker's production model into the cache went."""
+
+    ticker: str
+    ok: bool
+    version: int | None
+    seconds: float
+    size_bytes: int
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

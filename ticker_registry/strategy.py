@@ -27,7 +27,7 @@ import pandas as pd
 from .config import Config
 from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError, TradeDataError
 from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
-from .manager import TickerModelManager
+from .manager_async import TickerModelManager
 from .timestamps import to_epoch_ns
 
 __all__ = ["OrderFlowTradingStrategy", "StrategySummary"]

@@ -124,8 +124,8 @@ def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str
     Example:
       ticker-registry evaluate --ticker LTCUSDT --trades LTCUSDT-aggTrades-2025-06-21_22.csv.gz
     """
+    from ..data import read_trade_files
     from ..evaluation import evaluation_rows
-    from ..manager import load_trades
     from ..tickers import normalize_ticker
     from ..training import evaluate_trades
 
@@ -133,7 +133,7 @@ def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str
     cfg = ctx.config()
     if model_type:
         cfg = cfg.replace(model_type=model_type)
-    frame = load_trades(list(trades))
+    frame = read_trade_files(list(trades))
     model = evaluate_trades(frame, cfg)
     rows = [{"ticker": name, "model_type": cfg.model_type,
              "large_order_threshold": model.spec_.large_order_threshold, **row}

@@ -84,7 +84,7 @@ def run_strategy(ctx: Context, trades_file: str, ticker: str | None, fmt: str) -
           run-strategy --trades XRPETH-trades-2019-10.json.gz --ticker XRPETH
     """
     from ..data import read_trades
-    from ..manager import TickerModelManager
+    from ..manager_async import TickerModelManager
     from ..strategy import OrderFlowTradingStrategy
 
     config = ctx.config()

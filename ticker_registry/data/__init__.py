@@ -33,6 +33,7 @@ the single file inside a zip:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
 
 import pandas as pd
@@ -46,7 +47,7 @@ from .detect import FORMATS, detect_format, load_source
 from .generic import read_generic_csv, read_parquet
 from .kraken import read_kraken_csv
 
-__all__ = ["CANONICAL_COLUMNS", "FORMATS", "infer_side_tick_rule", "read_trades"]
+__all__ = ["CANONICAL_COLUMNS", "FORMATS", "infer_side_tick_rule", "read_trade_files", "read_trades"]
 
 _READERS = {
     "binance_agg": read_binance_agg,
@@ -102,3 +103,12 @@ def read_trades(
     source = load_source(path)
     chosen = fmt or detect_format(source)
     return _READERS[chosen](source.data, source.label, errors=errors)
+
+
+def read_trade_files(paths: Sequence[str | PathLike[str]]) -> pd.DataFrame:
+    """Read and merge trade files into one canonical, time-sorted frame."""
+    frames = [read_trades(p) for p in paths]
+    if len(frames) == 1:
+        return frames[0]
+    merged = pd.concat(frames, ignore_index=True)
+    return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)

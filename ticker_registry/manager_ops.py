@@ -1,0 +1,148 @@
+"""The registry operations of the manager: views, alias moves, bundles, cleanup, doctor.
+
+A base class of :class:`~ticker_registry.manager.SyncTickerModelManager`: each
+method normalises the ticker, calls one module (:mod:`.views`, :mod:`.registry`,
+:mod:`.bundle`, :mod:`.maintenance`, :mod:`.doctor`) and drops what the model
+cache holds for a ticker whose production moved.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .cache import ModelCache
+from .config import Config
+from .exceptions import ModelNotFoundError
+from .model import OrderFlowModel
+from .records import TrainingLineage, TrainOutcome
+from .registry import TickerRegistry
+from .samples import SampleStore
+from .tickers import normalize_ticker
+
+__all__ = ["RegistryOperations"]
+
+
+class RegistryOperations:
+    """What a manager does with the registry besides serving and training."""
+
+    config: Config
+    registry: TickerRegistry
+    samples: SampleStore
+    cache: ModelCache
+
+    def _ticker(self, text: str) -> str:
+        return normalize_ticker(text)
+
+    def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
+        """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
+        from .views import SKILL_SCORE, best
+
+        name = self._ticker(new_ticker)
+        if template is None:
+            ranked = [r for r in best(self.registry, SKILL_SCORE, 50) if r["ticker"] != name]
+            if not ranked:
+                raise ModelNotFoundError("no ticker has a production version to use as a "
+                                         "template; train one first")
+            template = ranked[0]["ticker"]
+        source = self.registry.resolve(self._ticker(template))
+        model = OrderFlowModel.load(self.registry.download_native(source))
+        lineage = TrainingLineage(
+            n_samples=0, source="template",
+            extra={"template_ticker": source.ticker, "template_version": str(source.version)})
+        info, created = self.registry.register(
+            name, model, lineage=lineage,
+            idempotency_key=f"template-{source.ticker}-{source.version}"[:64],
+            extra_tags={"source": "template", "template_ticker": source.ticker,
+                        "template_version": str(source.version)})
+        decision = self.registry.apply_gate(name, info.version, model) if created else None
+        self.cache.invalidate(name)
+        return TrainOutcome(name, info, created, decision)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Status rows of every ticker, with sample counts and live performance."""
+        from .views import status
+
+        rows = status(self.registry)
+        counts = self.samples.counts()
+        for row in rows:
+            c = counts.get(row["ticker"], {})
+            row["samples_stored"] = c.get("total", 0)
+            row["samples_pending"] = c.get("unconsumed", 0)
+            entry = self.cache.peek(row["ticker"])
+            if entry is not None and entry.live is not None:
+                row.update(entry.live.summary())
+        return rows
+
+    def metadata(self) -> dict[str, dict[str, Any]]:
+        from .views import metadata
+
+        return metadata(self.registry)
+
+    def versions(self, ticker: str) -> list[dict[str, Any]]:
+        from .views import version_rows
+
+        name = self._ticker(ticker)
+        return version_rows(self.registry.list_versions(name), self.registry.audit_trail(name))
+
+    def compare(self, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
+        from .views import compare
+
+        return compare(self.registry, self._ticker(ticker), v1, v2)
+
+    def best(self, metric: str = "skill_score", n: int = 10) -> list[dict[str, Any]]:
+        from .views import best
+
+        return best(self.registry, metric, n)
+
+    def promote(self, ticker: str, version: int, *, to: str | None = None, reason: str = "",
+                expected: int | None | str = "current") -> Any:
+        event = self.registry.promote(self._ticker(ticker), version, to=to, reason=reason,
+                                      expected=expected)
+        self.cache.invalidate(self._ticker(ticker))
+        return event
+
+    def rollback(self, ticker: str, *, to_version: int | None = None, reason: str = "",
+                 expected: int | None | str = "current") -> Any:
+        event = self.registry.rollback(self._ticker(ticker), to_version=to_version, reason=reason,
+                                       expected=expected)
+        self.cache.invalidate(self._ticker(ticker))
+        return event
+
+    def export(self, ticker: str, path: str | os.PathLike[str],
+               version_or_alias: int | str | None = None) -> Any:
+        from .bundle import export_bundle
+
+        return export_bundle(self.registry, self._ticker(ticker), Path(path),
+                             version_or_alias or self.config.production_alias)
+
+    def export_all(self, directory: str | os.PathLike[str], which: str = "production",
+                   progress: Any = None) -> Any:
+        from .bundle import export_all
+
+        return export_all(self.registry, Path(directory), which=which, progress=progress)
+
+    def import_bundle(self, path: str | os.PathLike[str], as_ticker: str | None = None,
+                      force: bool = False, promote: bool = False) -> Any:
+        """Verify and register a bundle; it lands on staging unless ``promote`` (and the
+        ticker has no production version): see :func:`ticker_registry.bundle.import_bundle`."""
+        from .bundle import import_bundle
+
+        result = import_bundle(self.registry, Path(path), as_ticker=as_ticker, force=force,
+                               promote=promote)
+        self.cache.invalidate(result.version.ticker)
+        return result
+
+    def cleanup(self, days: int = 30, keep_last: int = 2, ticker: str | None = None,
+                dry_run: bool = False) -> Any:
+        from .maintenance import cleanup
+
+        return cleanup(self.registry, days=days, keep_last=keep_last,
+                       ticker=self._ticker(ticker) if ticker else None, dry_run=dry_run)
+
+    def doctor(self, repair: bool = False) -> list[Any]:
+        """Inconsistencies in the registry and sample store (see :mod:`ticker_registry.doctor`)."""
+        from .doctor import diagnose
+
+        return diagnose(self, repair=repair)
