@@ -103,10 +103,6 @@ class SyncTickerModelManager(RegistryOperations):
         self._specs: dict[str, FeatureSpec] = {}
         self._owner = f"{HOST_ID}:{os.getpid()}"  # doctor can tell whether it still runs
 
-    @property
-    def tracking_uri(self) -> str:
-        return self.registry.tracking_uri
-
     def _ticker(self, text: str) -> str:
         name = self._names.get(text)
         if name is None:
@@ -130,11 +126,6 @@ class SyncTickerModelManager(RegistryOperations):
         return ServedModel(ticker, info.version, model, time.time(), created,
                            LivePerformance(model.baselines_, self.config.performance_window),
                            info.run_id)
-
-    def _production_versions(self) -> dict[str, int]:
-        alias = self.config.production_alias
-        return {self.registry.ticker_of(s.name): s.aliases[alias]
-                for s in self.registry.search_models() if alias in s.aliases}
 
     def get_or_create_model(self, ticker: str) -> ServedModel:
         """The ticker's serving entry: its production version, or an untrained entry.

@@ -21,7 +21,7 @@ from .cache import ServedModel
 from .config import Config
 from .features import FeatureSpec
 from .manager import SyncTickerModelManager
-from .records import PreloadResult, TrainOutcome
+from .records import AuditEvent, PreloadResult, TrainOutcome
 from .registry import TickerRegistry
 
 __all__ = ["TickerModelManager"]
@@ -85,6 +85,7 @@ class TickerModelManager:
     status: Callable[..., Awaitable[list[dict[str, Any]]]]
     metadata: Callable[..., Awaitable[dict[str, dict[str, Any]]]]
     versions: Callable[..., Awaitable[list[dict[str, Any]]]]
+    history: Callable[..., Awaitable[list[AuditEvent]]]
     compare: Callable[..., Awaitable[list[dict[str, Any]]]]
     best: Callable[..., Awaitable[list[dict[str, Any]]]]
     promote: Callable[..., Awaitable[Any]]

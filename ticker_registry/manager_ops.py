@@ -16,7 +16,7 @@ from .cache import ModelCache
 from .config import Config
 from .exceptions import ModelNotFoundError
 from .model import OrderFlowModel
-from .records import TrainingLineage, TrainOutcome
+from .records import AuditEvent, TrainingLineage, TrainOutcome
 from .registry import TickerRegistry
 from .samples import SampleStore
 from .tickers import normalize_ticker
@@ -34,6 +34,16 @@ class RegistryOperations:
 
     def _ticker(self, text: str) -> str:
         return normalize_ticker(text)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri
+
+    def _production_versions(self) -> dict[str, int]:
+        """Ticker -> production version, from one search (the model cache's refresh)."""
+        alias = self.config.production_alias
+        return {self.registry.ticker_of(s.name): s.aliases[alias]
+                for s in self.registry.search_models() if alias in s.aliases}
 
     def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
         """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
@@ -85,6 +95,11 @@ class RegistryOperations:
 
         name = self._ticker(ticker)
         return version_rows(self.registry.list_versions(name), self.registry.audit_trail(name))
+
+    def history(self, ticker: str) -> list[AuditEvent]:
+        """Every alias move of ``ticker``, oldest first: who moved which alias, from which
+        version to which, when and why (the complete audit trail)."""
+        return self.registry.audit_trail(self._ticker(ticker))
 
     def compare(self, ticker: str, v1: int, v2: int) -> list[dict[str, Any]]:
         from .views import compare

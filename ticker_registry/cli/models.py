@@ -234,6 +234,22 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
 
 @cli.command()
 @click.argument("ticker")
+@format_option
+@pass_context
+def history(ctx: Context, ticker: str, fmt: str) -> None:
+    """Every alias move of a ticker, oldest first (the complete audit trail).
+
+    \b
+    Example:
+      ticker-registry history ETHUSDT
+    """
+    emit([event.to_dict() for event in ctx.manager(read_only=True).history(ticker)], fmt,
+         columns=["seq", "when", "action", "alias", "from_version", "to_version", "user",
+                  "reason"])
+
+
+@cli.command()
+@click.argument("ticker")
 @click.argument("v1", type=int)
 @click.argument("v2", type=int)
 @format_option
