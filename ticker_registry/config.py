@@ -24,6 +24,7 @@ import annotated_types
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -162,7 +163,8 @@ class Config(BaseModel):
     cv_embargo: Number = Field(0, ge=0, le=24 * 60, description="minutes of embargo after the purge")
     skill_alpha: Number = Field(0.05, gt=0, le=0.5, description="significance level of skill")
     n_jobs: int = Field(1, ge=1, le=256, description="threads per head")
-    hyperparameters: Annotated[HyperparameterTable, AfterValidator(_freeze)] = Field(
+    # thawed for strict validation (a Config's own table is read-only), frozen again after
+    hyperparameters: Annotated[HyperparameterTable, BeforeValidator(_plain), AfterValidator(_freeze)] = Field(
         default_factory=lambda: MappingProxyType({}), description="per model type hyperparameters")
     namespace: Annotated[str, AfterValidator(_check_namespace)] = Field(
         "order_flow", description="registered model name prefix")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, with_config
+from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 __all__ = ["DEFAULT_HYPERPARAMETERS", "HYPERPARAMETER_BOUNDS", "MODEL_TYPES", "HyperparameterTable",
@@ -95,19 +95,12 @@ def _table_entry(model_type: str) -> Any:
     return with_config(_STRICT)(params)
 
 
-def _plain(value: Any) -> Any:
-    """Read-only mappings (a Config's own) as plain dicts, which strict validation expects."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 _Table = with_config(_STRICT)(TypedDict(  # type: ignore[operator]  # built from the table
     "_Table", {model_type: _table_entry(model_type) for model_type in MODEL_TYPES}, total=False))
 
-#: ``{model_type: {name: value}}`` with only the names given; pydantic refuses unknown model
-#: types and names (``extra_forbidden``) and values outside :data:`HYPERPARAMETER_BOUNDS`.
+#: ``{model_type: {name: value}}`` with only the names given, as plain dicts; pydantic refuses
+#: unknown model types and names (``extra_forbidden``) and values outside the bounds.
 if TYPE_CHECKING:  # what a validated table is to its readers
     HyperparameterTable = Mapping[str, Mapping[str, int | float]]
 else:
-    HyperparameterTable = Annotated[_Table, BeforeValidator(_plain)]
+    HyperparameterTable = _Table
