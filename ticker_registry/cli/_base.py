@@ -2,7 +2,8 @@
 
 It parses, calls the library, formats. Every library error becomes one line
 ``Error: ...`` on stderr with exit code 1; usage errors exit 2 (click's rule).
-Read commands take ``--format table|json|csv``; the JSON shapes are stable.
+Read commands take ``--format table|json|csv``; the JSON shapes are stable, and JSON
+and CSV carry the raw values. Tables are drawn by rich (see :func:`emit`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,25 @@ import csv
 import io
 import json
 import logging
+import math
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
 
 from .. import __version__
 from ..exceptions import TickerRegistryError
 from ..redaction import redact_uri
 
-__all__ = ["CliError", "cli", "emit", "format_option", "main", "pass_context", "progress"]
+__all__ = ["CliError", "cli", "emit", "format_option", "main", "pass_context", "progress", "table_cell"]
 
 
 class CliError(click.ClickException):
@@ -186,20 +193,88 @@ def emit(rows: Sequence[Mapping[str, Any]], fmt: str, *, columns: Sequence[str] 
     if not rows:
         click.echo("(nothing to show)")
         return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    click.echo("  ".join("-" * w for w in widths))
-    for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    _print_table(rows, columns)
 
 
-def _cell(value: Any) -> str:
+#: Terminal width assumed when stdout is not a terminal (a pipe, a file, CliRunner).
+DEFAULT_TABLE_WIDTH = 100
+#: rich's box.SIMPLE drawn in ASCII: a dashed rule under the header, no borders, so a
+#: table reads the same in a log, a pipe and any terminal encoding.
+_ASCII_SIMPLE = box.Box("    \n    \n -  \n    \n    \n -  \n    \n    \n", ascii=True)
+
+
+def _print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as a table drawn by rich, written by ``click.echo`` (CliRunner sees it).
+
+    Each cell is formatted by :func:`table_cell`; a column of numbers is right-aligned.
+    The table fits the terminal's width (:data:`DEFAULT_TABLE_WIDTH` when stdout is not a
+    terminal) by wrapping free-text columns at spaces (see :func:`_column_widths`); a word
+    or a number is never split or cut, so a table that cannot fit is printed wider, as
+    ``status --wide`` is. Styles (a bold header) only on a terminal. rich renders into a
+    buffer and click writes it: click's stream handling (encoding, no stdout, stripping
+    styles off a terminal) applies as to every other line, and the padding rich leaves
+    after the last column is trimmed.
+    """
+    tty = sys.stdout is not None and sys.stdout.isatty()
+    width = shutil.get_terminal_size((DEFAULT_TABLE_WIDTH, 24)).columns if tty else DEFAULT_TABLE_WIDTH
+    texts = [[column, *(table_cell(row.get(column)) for row in rows)] for column in columns]
+    gaps = 2 * max(len(columns) - 1, 0)  # a space of padding and one of divider between columns
+    widths = _column_widths(texts, width - gaps)
+    table = Table(box=_ASCII_SIMPLE, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column, column_width in zip(columns, widths, strict=True):
+        values = [row.get(column) for row in rows]
+        numeric = any(_is_number(v) for v in values) and all(
+            _is_number(v) or v is None or v == "" for v in values)
+        table.add_column(column, justify="right" if numeric else "left", width=column_width,
+                         overflow="fold")
+    for row_texts in zip(*(column_texts[1:] for column_texts in texts), strict=True):
+        table.add_row(*row_texts)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=max(width, sum(widths) + gaps), soft_wrap=False,
+                      force_terminal=tty, color_system="auto" if tty else None,
+                      no_color=None if tty else True, highlight=False, markup=False, emoji=False)
+    console.print(table)
+    click.echo("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()))
+
+
+def _column_widths(texts: Sequence[Sequence[str]], room: int) -> list[int]:
+    """Column widths (header and cells given per column) that fit ``room`` when they can.
+
+    Every column starts as wide as its widest line. While the sum exceeds ``room``, the
+    widest free-text column (one with a space in it: reasons, details, timestamps) loses a
+    character, never going below its longest word; other columns (numbers, names) keep
+    their width. rich's own layout shrinks every column and splits words instead.
+    """
+    widths = [max(cell_len(line) for text in column for line in text.splitlines() or [""])
+              for column in texts]
+    least = [max(cell_len(word) for text in column for word in text.split() or [""])
+             if any(any(c.isspace() for c in text) for text in column) else natural
+             for column, natural in zip(texts, widths, strict=True)]
+    while sum(widths) > room:
+        shrinkable = [i for i, w in enumerate(widths) if w > least[i]]
+        if not shrinkable:
+            break
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+    return widths
+
+
+def table_cell(value: Any) -> str:
+    """A value as a table cell: integers whole, floats to 4 significant digits, None empty.
+
+    A float too large for 4 significant digits without an exponent (10,000 and up, like
+    MLflow's float-typed counters: ``n_train`` 15850.0) prints whole: ``15850``, never
+    ``1.585e+04``. Booleans and text print as ``str()`` does.
+    """
     if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+        return ""
+    if not _is_number(value) or isinstance(value, int):
+        return str(value)
+    text = f"{value:.4g}"
+    return f"{value:.0f}" if "e+" in text and math.isfinite(value) else text
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
