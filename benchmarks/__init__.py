@@ -20,6 +20,7 @@ B5  b5_training        training 20 tickers, 1 vs 2 worker processes
 B6  b6_bundle          export + import round trip of one version
 B7  b7_server          50 registrations against the PostgreSQL-backed server
 B8  b8_serve           one-row latency through ``mlflow models serve`` (features, raw trades)
+B9  b9_audit           registered-model search after 500 vs 5 alias moves per ticker
 M1  m1_memory          resident memory of the manager's model cache
 ==  =================  ======================================================
 """
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "B6": "b6_bundle",
     "B7": "b7_server",
     "B8": "b8_serve",
+    "B9": "b9_audit",
     "M1": "m1_memory",
 }
 

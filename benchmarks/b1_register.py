@@ -76,7 +76,7 @@ def run(ctx: Context) -> list[Row]:
                         per_round={"ours": per, "floor": per})
     ctx.profile_calls("B1 TickerRegistry.register", ours, ctx.pick(3, 10))
     ctx.breakdown_calls("B1 register: time per MlflowClient call", ours, ctx.pick(3, 10),
-                        [(registry.client, ("create_run", "log_batch", "log_artifacts",
+                        [(registry.store.client, ("create_run", "log_batch", "log_artifacts",
                                             "create_model_version", "set_terminated",
                                             "set_registered_model_tag", "search_model_versions",
                                             "get_registered_model")),

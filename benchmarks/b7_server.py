@@ -124,7 +124,7 @@ def _measure(ctx: Context, uri: str) -> list[Row]:
         f"B7 one batch of {n_versions} registrations: HTTP requests and client calls (all "
         "threads; per batch)", ours, 1,
         [(requests.Session, ("request",)),
-         (registry.client, ("create_run", "log_batch", "log_artifacts", "create_model_version",
+         (registry.store.client, ("create_run", "log_batch", "log_artifacts", "create_model_version",
                             "set_terminated", "set_registered_model_tag", "search_model_versions",
                             "get_registered_model", "create_registered_model",
                             "delete_registered_model"))])
