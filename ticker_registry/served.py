@@ -146,7 +146,7 @@ def check_manifest(doc: Any, where: str) -> dict[str, Any]:
             ok = (isinstance(value, list) and len(value) == len(FLOW_TYPES)
                   and all(_is_number(p) and 0 <= p <= 1 for p in value) and abs(sum(value) - 1) < 1e-6)
         else:
-            ok = _is_number(value) and abs(value) < 1e12
+            ok = _is_number(value) and value is not None and abs(value) < 1e12
         if not ok:
             raise bad(f"baseline of {head} ({kind!r}: {str(value)[:80]}) is not a valid constant "
                       "prediction (the head is served by its baseline)")
