@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ticker_registry import ModelNotFoundError, RegistryError
+from ticker_registry import InvalidArgumentError, ModelNotFoundError
 from ticker_registry import audit as audit_module
 from ticker_registry.maintenance import CleanupReport, cleanup
 from ticker_registry.registry import TickerRegistry
@@ -47,9 +47,9 @@ def test_refusals_change_nothing(store, trained):
     add_versions(store, trained, 2)
     before = registry_snapshot(store)
     for kwargs in ({"keep_last": 0}, {"keep_last": -1}, {"days": -1}):
-        with pytest.raises(RegistryError, match="must be"):
+        with pytest.raises(InvalidArgumentError, match="must be"):
             cleanup(store, now=datetime.now(UTC) + LATER, **kwargs)
-    with pytest.raises(RegistryError, match="keep_last must be an integer of at least 1, got 0"):
+    with pytest.raises(InvalidArgumentError, match="keep_last must be an integer of at least 1, got 0"):
         cleanup(store, keep_last=0)
     with pytest.raises(ModelNotFoundError, match="BTCUSDT is not in the registry"):
         cleanup(store, ticker="BTCUSDT")

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from ticker_registry import (
     Config,
+    InvalidArgumentError,
     ModelNotFoundError,
     PromotionConflictError,
     RegistryError,
@@ -192,7 +193,7 @@ def test_promote_refuses_unknown_versions_and_aliases(registry, trained):
     before = registry_snapshot(registry)
     with pytest.raises(ModelNotFoundError, match="no version 7"):
         registry.promote("ETHUSDT", 7)
-    with pytest.raises(RegistryError, match="unknown alias 'canary'"):
+    with pytest.raises(InvalidArgumentError, match="unknown alias 'canary'"):
         registry.promote("ETHUSDT", 1, to="canary")
     with pytest.raises(ModelNotFoundError):
         registry.promote("BTCUSDT", 1)

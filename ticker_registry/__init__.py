@@ -12,6 +12,7 @@ from .data import read_trades
 from .exceptions import (
     BundleError,
     ConfigError,
+    InvalidArgumentError,
     InvalidTickerError,
     ModelFormatError,
     ModelNotFoundError,
@@ -63,6 +64,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "FeatureSpec",
+    "InvalidArgumentError",
     "InvalidTickerError",
     "ModelFormatError",
     "ModelNotFoundError",

@@ -13,7 +13,13 @@ import pandas as pd
 
 from .audit import production_history
 from .descriptions import model_description
-from .exceptions import ModelNotFoundError, PromotionConflictError, RegistryError, RollbackError
+from .exceptions import (
+    InvalidArgumentError,
+    ModelNotFoundError,
+    PromotionConflictError,
+    RegistryError,
+    RollbackError,
+)
 from .gate import decide, decision_tags
 from .model import OrderFlowModel
 from .records import AuditEvent, ModelRecord, PromotionDecision
@@ -81,7 +87,7 @@ def promote(registry: VersionCatalog, ticker: str, version: int, *, to: str | No
     ticker = normalize_ticker(ticker)
     alias = to or cfg.production_alias
     if alias not in (cfg.production_alias, cfg.staging_alias):
-        raise RegistryError(f"unknown alias {alias!r}; use {cfg.production_alias!r} "
+        raise InvalidArgumentError(f"unknown alias {alias!r}; use {cfg.production_alias!r} "
                             f"or {cfg.staging_alias!r}")
     target = registry.get_version(ticker, int(version))
     if target.status != "READY":

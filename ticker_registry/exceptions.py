@@ -8,6 +8,8 @@ callers can catch that one class. Errors about a bad value also derive from
 ``ValueError`` so code that expects the builtin keeps working::
 
     TickerRegistryError
+    ├── InvalidArgumentError (ValueError)     an argument the call does not accept
+    │                                         (unknown alias, keep_last < 1, a bad key)
     ├── ConfigError (ValueError)              bad config key, type or value
     ├── InvalidTickerError (ValueError)       a ticker that is not a safe symbol
     ├── TradeDataError (ValueError)           unreadable or malformed trade file
@@ -33,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "BundleError",
     "ConfigError",
+    "InvalidArgumentError",
     "InvalidTickerError",
     "ModelFormatError",
     "ModelNotFoundError",
@@ -53,6 +56,10 @@ __all__ = [
 
 class TickerRegistryError(Exception):
     """Base class of every error raised on purpose by ticker-registry."""
+
+
+class InvalidArgumentError(TickerRegistryError, ValueError):
+    """An argument the call does not accept (as scikit-learn's parameter errors are ValueErrors)."""
 
 
 class ConfigError(TickerRegistryError, ValueError):

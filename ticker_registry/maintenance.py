@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import native_cache
-from .exceptions import ModelNotFoundError, RegistryError
+from .exceptions import InvalidArgumentError, ModelNotFoundError
 from .records import AuditEvent, VersionInfo
 from .redaction import redact_uri
 from .tickers import normalize_ticker
@@ -121,11 +121,11 @@ def cleanup(registry: TickerRegistry, days: float = 30, keep_last: int = 2,
         ``ticker`` is not in the registry.
     """
     if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-        raise RegistryError(f"keep_last must be an integer of at least 1, got {keep_last!r}: "
+        raise InvalidArgumentError(f"keep_last must be an integer of at least 1, got {keep_last!r}: "
                             "cleanup always keeps each ticker's newest version; to remove a "
                             "ticker entirely, delete its registered model")
     if isinstance(days, bool) or not isinstance(days, (int, float)) or not days >= 0:
-        raise RegistryError(f"days must be a number of at least 0, got {days!r}")
+        raise InvalidArgumentError(f"days must be a number of at least 0, got {days!r}")
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)

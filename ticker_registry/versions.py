@@ -32,7 +32,7 @@ from .audit import AuditTrail
 from .config import Config, load_config
 from .descriptions import version_description
 from .evaluation import HEADS
-from .exceptions import ModelNotFoundError, RegistryError
+from .exceptions import InvalidArgumentError, ModelNotFoundError
 from .lineage import next_totals
 from .locking import TickerLock
 from .model import OrderFlowModel
@@ -50,7 +50,7 @@ _KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
 def _check_key(key: object) -> str:
     """An idempotency key that is safe in an MLflow filter string."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise RegistryError(f"idempotency key {key!r} is not valid; use 1-64 letters, digits, "
+        raise InvalidArgumentError(f"idempotency key {key!r} is not valid; use 1-64 letters, digits, "
                             "'.', '_' or '-' (training keys are hex digests)")
     return key
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .evaluation import HEADS, served_skill_score
-from .exceptions import ModelNotFoundError, RegistryError
+from .exceptions import InvalidArgumentError, ModelNotFoundError
 from .lineage import training_totals
 from .records import HEADLINE_METRICS, VersionInfo
 
@@ -174,7 +174,7 @@ def best(registry: TickerRegistry, metric: str = SKILL_SCORE,
     tickers (each has its own class balance and baseline).
     """
     if n < 1:
-        raise RegistryError(f"n must be at least 1, got {n}")
+        raise InvalidArgumentError(f"n must be at least 1, got {n}")
     rows = [r for r in _metric_rows(registry, metric) if r["value"] is not None]
     known = _known_metrics(registry)
     if not rows and known and metric not in known and metric != SKILL_SCORE:

@@ -15,7 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ModelFormatError, ModelNotFoundError, RegistryError, TickerRegistryError
+from ..exceptions import (
+    InvalidArgumentError,
+    ModelFormatError,
+    ModelNotFoundError,
+    RegistryError,
+    TickerRegistryError,
+)
 from ..model import package_versions, read_model_manifest
 from ..records import VersionInfo
 from ..redaction import redact_uri
@@ -160,7 +166,7 @@ def export_all(registry: TickerRegistry, directory: str | os.PathLike[str],
     recorded in its :class:`ExportResult` and the next ticker is exported.
     """
     if which not in ("production", "all"):
-        raise RegistryError(f"which={which!r}; use 'production' or 'all'")
+        raise InvalidArgumentError(f"which={which!r}; use 'production' or 'all'")
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     results: list[ExportResult] = []
