@@ -260,5 +260,7 @@ def test_strategy_replay_trains_by_itself(tmp_path):
     n = len(stored.ids)
     np.testing.assert_array_equal(stored.X.to_numpy(), X.iloc[:n].to_numpy())
     np.testing.assert_allclose(stored.y["impact"].to_numpy(), y["impact"].iloc[:n].to_numpy())
+    np.testing.assert_allclose(stored.y["time_to_execution"].to_numpy(),
+                               y["time_to_execution"].iloc[:n].to_numpy())
     assert list(stored.y["flow_type"].astype(str)) == list(y["flow_type"].astype(str).iloc[:n])
     manager.close()

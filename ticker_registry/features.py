@@ -127,6 +127,18 @@ def flow_class(share: Any, flow_band: float) -> Any:
     return np.where(share > flow_band, 2, np.where(share < -flow_band, 0, 1))
 
 
+def horizon_labels(share: Any, price: Any, last_price: Any, wait_s: Any, horizon_s: float,
+                   flow_band: float) -> tuple[Any, Any, Any]:
+    """``(flow code, impact bps, time_to_execution s)`` of events (arrays or scalars) from
+    what their horizon saw: the signed share of the volume traded, the last price (NaN: no
+    trade) and the wait until the large-order notional traded (NaN: not within the horizon).
+    The one label rule of training sets and of labels made live (the strategy)."""
+    with np.errstate(invalid="ignore"):
+        impact = np.where(np.isnan(last_price), 0.0, np.log(last_price / price) * 1e4)
+    tte = np.where(np.isnan(wait_s), horizon_s, np.minimum(wait_s, horizon_s))
+    return flow_class(share, flow_band), impact, tte
+
+
 # --------------------------------------------------------------------------- kernels
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
     """Sum over each length-``n`` window, accumulated left to right (exact order).
@@ -232,15 +244,15 @@ def _labels(ts_ns: np.ndarray, price: np.ndarray, qty: np.ndarray, side: np.ndar
     has_future = future_volume > 0
     share = np.where(has_future, (signed[end + 1] - signed[events + 1])
                      / np.where(has_future, future_volume, 1.0), 0.0)
-    flow = flow_class(share, spec.flow_band)
-    impact = np.where(end > events, np.log(price[end] / price[events]) * 1e4, 0.0)
     notional = np.concatenate(([0.0], np.cumsum(price * qty)))
     target = notional[events + 1] + spec.large_order_threshold
     filled = np.searchsorted(notional, target, side="left") - 1  # trade index reaching target
     reached = filled < len(ts_ns)
     filled = np.minimum(filled, len(ts_ns) - 1)
     wait = (ts_ns[filled] - ts_ns[events]).astype(np.float64) / _NS
-    tte = np.where(reached, np.minimum(wait, horizon_s), horizon_s)
+    flow, impact, tte = horizon_labels(share, price[events],
+                                       np.where(end > events, price[end], np.nan),
+                                       np.where(reached, wait, np.nan), horizon_s, spec.flow_band)
     flow_type = pd.Categorical.from_codes(flow, categories=list(FLOW_TYPES))
     return pd.DataFrame(dict(zip(LABEL_NAMES, (flow_type, impact, tte), strict=True)))
 

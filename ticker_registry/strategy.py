@@ -26,7 +26,7 @@ import pandas as pd
 
 from .config import Config
 from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError, TradeDataError
-from .features import FLOW_TYPES, FeatureSpec, live_feature_vector
+from .features import FLOW_TYPES, FeatureSpec, horizon_labels, live_feature_vector
 from .manager_async import TickerModelManager
 from .timestamps import to_epoch_ns
 
@@ -165,15 +165,13 @@ class OrderFlowTradingStrategy:
 
     async def _label(self, event: _Pending) -> None:
         assert self.spec is not None  # events exist only once the spec is set
-        volume = event.volume
-        share = event.signed / volume if volume > 0 else 0.0
-        band = self.spec.flow_band
-        flow = 2 if share > band else (0 if share < -band else 1)
-        impact = math.log(event.last_price / event.price) * 1e4 if event.last_price else 0.0
-        horizon_s = self.spec.horizon_ns / _NS
-        tte = min(event.tte, horizon_s) if event.tte is not None else horizon_s
-        await self.manager.add_training_sample(self.symbol, event.features, FLOW_TYPES[flow],
-                                               impact, tte, timestamp=event.ts)
+        share = event.signed / event.volume if event.volume > 0 else 0.0
+        flow, impact, tte = horizon_labels(
+            share, event.price, event.last_price or math.nan,
+            math.nan if event.tte is None else event.tte, self.spec.horizon_ns / _NS,
+            self.spec.flow_band)
+        await self.manager.add_training_sample(self.symbol, event.features, FLOW_TYPES[int(flow)],
+                                               float(impact), float(tte), timestamp=event.ts)
         self.summary.samples += 1
 
     async def stop(self) -> StrategySummary:

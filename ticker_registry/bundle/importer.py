@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..evaluation import head_skill
 from ..exceptions import BundleError, ModelFormatError
 from ..features import FEATURE_NAMES
+from ..gate import decision_tags
 from ..model import OrderFlowModel, package_versions
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
@@ -177,9 +178,10 @@ def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
               "the bundle's claims); promote it explicitly after review" if champion is not None
               else "imported versions are served only after review: promote it explicitly "
               "(or import with --promote)")
-    registry.set_version_tag(ticker, version, "gate.decision", "staging")
-    registry.set_version_tag(ticker, version, "gate.reason", reason)
+    decision = PromotionDecision(False, staging, reason, dict(model.metrics_), {}, champion,
+                                 head_skill(model.metrics_))
+    for key, value in decision_tags(decision, []).items():
+        registry.set_version_tag(ticker, version, key, value)
     registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import")
-    return PromotionDecision(False, staging, reason, dict(model.metrics_), {}, champion,
-                             head_skill(model.metrics_))
+    return decision
 

@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING
 from ..exceptions import (
     InvalidArgumentError,
     ModelFormatError,
-    ModelNotFoundError,
     RegistryError,
     TickerRegistryError,
 )
 from ..model import package_versions, read_model_manifest
-from ..records import VersionInfo
 from ..redaction import redact_uri
 from ..tickers import normalize_ticker
 from .manifest import (
@@ -67,7 +65,7 @@ def export_bundle(registry: TickerRegistry, ticker: str, path: str | os.PathLike
     """
     ticker = normalize_ticker(ticker)
     target = Path(path)
-    info = _resolve(registry, ticker, version_or_alias)
+    info = registry.resolve(ticker, version_or_alias)
     if info.status != "READY":
         raise RegistryError(f"{info.name} version {info.version} is {info.status}, not READY; "
                             "only READY versions are exported")
@@ -103,23 +101,6 @@ def export_bundle(registry: TickerRegistry, ticker: str, path: str | os.PathLike
             exported_with=package_versions())
         _write_bundle(target, manifest, files, mtime=_iso_to_epoch(info.created_at))
     return manifest
-
-
-def _resolve(registry: TickerRegistry, ticker: str, ref: int | str) -> VersionInfo:
-    """``registry.resolve``, reporting a missing model or alias as :class:`ModelNotFoundError`.
-
-    (MLflow answers a missing alias with INVALID_PARAMETER_VALUE, which the
-    registry adapter maps to a plain RegistryError.)
-    """
-    if isinstance(ref, str) and not ref.isdigit():
-        try:
-            aliases = registry.model(ticker).aliases
-        except ModelNotFoundError:
-            aliases = {}
-        if ref not in aliases:
-            raise ModelNotFoundError(f"{ticker} has no {ref!r} version; see `ticker-registry "
-                                     f"versions {ticker}` or export a version number")
-    return registry.resolve(ticker, ref)
 
 
 def _write_bundle(target: Path, manifest: BundleManifest, files: dict[str, Path],
