@@ -22,16 +22,8 @@ __all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "TickerRegistry", "resolve_tra
 class TickerRegistry(VersionCatalog):
     """Register, promote, roll back and view ticker models in one MLflow registry.
 
-    Parameters
-    ----------
-    config
-        Config (or dict / YAML path): namespace, alias names, gate settings,
-        ``registry_timeout``.
-    tracking_uri
-        Any MLflow URI (``sqlite:///...``, ``http://...``,
-        ``postgresql+psycopg2://...``); see :func:`resolve_tracking_uri`.
-    models_dir
-        Folder of the embedded store, local artifacts, locks and the model cache.
+    Constructed as :class:`~ticker_registry.versions.VersionCatalog` (config,
+    ``tracking_uri``, ``models_dir``).
     """
 
     def apply_gate(self, ticker: str, version: int, candidate: OrderFlowModel,

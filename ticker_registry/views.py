@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .evaluation import HEADS, served_skill_score
+from .evaluation import HEADS, LOSS_METRICS, served_skill_score
 from .exceptions import InvalidArgumentError, ModelNotFoundError
 from .lineage import training_totals
 from .records import HEADLINE_METRICS, VersionInfo
@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["LOWER_IS_BETTER", "SKILL_SCORE", "best", "compare", "metadata", "status"]
 
 #: Metrics where a smaller value is better (for ``best`` and ``compare``).
-LOWER_IS_BETTER = ("flow_type_logloss", "impact_mse", "impact_mae", "time_to_execution_mse",
-                   "time_to_execution_mae")
+LOWER_IS_BETTER = (*LOSS_METRICS.values(), *(f"{head}_mae" for head in HEADS[1:]))
 #: The ranking ``best`` uses by default: the skill a version serves, averaged over heads
 #: (:func:`ticker_registry.evaluation.served_skill_score`), comparable across tickers.
 SKILL_SCORE = "skill_score"
