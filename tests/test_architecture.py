@@ -100,3 +100,16 @@ def test_no_import_cycles_even_under_type_checking():
 def test_every_module_is_at_most_400_lines(name):
     lines = len(_modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by job (see STYLE.md)"
+
+
+def test_the_readme_code_map_lists_every_module_once():
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("## Code map", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
+    actual = sorted([p.name for p in PACKAGE.glob("*.py")]
+                    + [f"{p.name}/" for p in PACKAGE.iterdir()
+                       if p.is_dir() and (p / "__init__.py").is_file()])
+    assert len(listed) == len(set(listed)), "a module is listed twice"
+    assert sorted(listed) == actual
