@@ -87,3 +87,17 @@ def test_the_model_cache_follows_a_removed_production_alias(tmp_path, quick_conf
     assert manager.get_or_create_model("ETHUSDT").model is None  # no longer served
     assert manager.history("ETHUSDT")[-1].action == "remove"
     manager.close()
+
+
+def test_rollback_uses_what_was_served_when_the_last_move_went_unrecorded(registry, trained):
+    """A crash between an alias move and its audit entry: rollback still goes back one step."""
+    from ticker_registry.audit import divergences
+
+    _versions(registry, trained, 3)
+    registry.promote("ETHUSDT", 1)
+    registry.promote("ETHUSDT", 2)
+    name = registry.model_name("ETHUSDT")
+    registry.store.set_alias(name, "production", 3)  # moved; the process died before the entry
+    state = registry.model("ETHUSDT")
+    assert divergences(registry.audit.events(state), state.aliases) == {"production": (2, 3)}
+    assert registry.rollback("ETHUSDT").to_version == 2  # back to what was served before v3

@@ -145,7 +145,7 @@ def rollback(registry: VersionCatalog, ticker: str, *, to_version: int | None = 
     if expected != "current" and expected != current:
         raise _conflict(alias, ticker, current, expected)
     if to_version is None:
-        history = production_history(registry.audit.events(state), alias)
+        history = production_history(registry.audit.events(state), alias, current)
         if len(history) < 2:
             raise RollbackError(f"{ticker} has no earlier production version to roll back to; "
                                 "name one with --to-version")

@@ -27,7 +27,7 @@ from .records import AuditEvent, ModelRecord
 if TYPE_CHECKING:
     from .store import MlflowStore
 
-__all__ = ["AUDIT_RUN_TAG", "AuditTrail", "production_history"]
+__all__ = ["AUDIT_RUN_TAG", "AuditTrail", "divergences", "production_history"]
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +78,48 @@ class AuditTrail:
         return event
 
 
-def production_history(events: list[AuditEvent], alias: str) -> list[int]:
-    """The stack of ``alias`` versions: promotions push, a rollback pops back to its target."""
+def production_history(events: list[AuditEvent], alias: str,
+                       current: int | None = None) -> list[int]:
+    """The stack of versions ``alias`` actually held: promotions push, a rollback pops back
+    to its target, a removal empties the top.
+
+    An alias is moved before its event is written (:mod:`.aliases`), so every event
+    records a move that happened; a crash between the two leaves the last move
+    unrecorded. ``current`` (the alias as it is now) closes that gap: when the trail
+    does not end on it, it is what was served last.
+    """
     stack: list[int] = []
     for event in events:
-        if event.alias != alias or event.to_version is None:
+        if event.alias != alias:
             continue
-        if event.action == "rollback" and event.to_version in stack:
+        if event.to_version is None:
+            if stack:
+                stack.pop()
+        elif event.action == "rollback" and event.to_version in stack:
             del stack[stack.index(event.to_version) + 1:]
         elif not stack or stack[-1] != event.to_version:  # re-promoting the same version: no move
             stack.append(event.to_version)
+    if current is not None and (not stack or stack[-1] != current):
+        stack.append(current)
     return stack
+
+
+def divergences(events: list[AuditEvent],
+                aliases: dict[str, int]) -> dict[str, tuple[int | None, int | None]]:
+    """Aliases whose trail does not end where the alias is: ``alias -> (trail says, alias is)``.
+
+    After a crash between an alias move and its audit entry; ``doctor --repair`` records
+    the missing move (:meth:`AuditTrail.append` with action ``doctor``).
+    """
+    last: dict[str, int | None] = {}
+    for event in events:
+        last[event.alias] = event.to_version
+    out = {}
+    for alias in set(last) | set(aliases):
+        trail, actual = last.get(alias), aliases.get(alias)
+        if trail != actual:
+            out[alias] = (trail, actual)
+    return out
 
 
 def _now() -> str:
