@@ -9,6 +9,7 @@ import json
 import os
 import tarfile
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,10 +107,11 @@ def export_bundle(registry: TickerRegistry, ticker: str, path: str | os.PathLike
 def _write_bundle(target: Path, manifest: BundleManifest, files: dict[str, Path],
                   mtime: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    # a unique sibling created with mode 0666, so the process umask decides who may read the
+    # bundle (mkstemp would give 0600, and a fixed chmod would ignore a stricter umask)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with os.fdopen(fd, "wb") as raw:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
                     tarfile.open(fileobj=gz, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
                 body = json.dumps(manifest.to_dict(), indent=2, sort_keys=True).encode()
@@ -123,7 +125,6 @@ def _write_bundle(target: Path, manifest: BundleManifest, files: dict[str, Path]
                                                "being exported; export again")
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
