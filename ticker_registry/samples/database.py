@@ -43,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from ..exceptions import StoreError
 from ..redaction import redact_text
 from .migrate import upgrade_to_head
+from .schema import metadata
 
 __all__ = ["StoreDatabase"]
 
@@ -145,9 +146,28 @@ class StoreDatabase:
         with self._translated(action), engine.begin() as conn:
             yield conn
 
+    def _missing_file(self) -> bool:
+        """True for a SQLite store whose file does not exist (yet): reading it must not create it."""
+        if not self._is_sqlite or self._engine is not None:
+            return False
+        database = sa.make_url(self._url).database
+        return bool(database) and database != ":memory:" and not str(database).startswith(
+            "file:") and not Path(str(database)).exists()
+
     @contextmanager
     def _read(self, action: str) -> Iterator[Connection]:
-        """One read-only transaction on a consistent snapshot (``BEGIN DEFERRED`` on SQLite)."""
+        """One read-only transaction on a consistent snapshot (``BEGIN DEFERRED`` on SQLite).
+
+        A SQLite store that does not exist yet reads as empty, and stays uncreated: a read
+        command on a store folder it may not write still works.
+        """
+        if self._missing_file():
+            engine = sa.create_engine("sqlite://")
+            metadata.create_all(engine)
+            with engine.connect() as conn:
+                yield conn
+            engine.dispose()
+            return
         engine = self._get_engine()
         with self._translated(action), engine.connect() as conn:
             conn.execution_options(sqlite_begin="DEFERRED")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,10 +122,11 @@ class MlflowStore:
 
             with translate_errors(self.tracking_uri):
                 if self.sqlite_path is not None:
-                    self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                     # MLflow creates/migrates the schema on first use; two processes doing it
-                    # at once on a new file fail ("duplicate column"), so serialise it.
-                    with FileLock(self.lock_dir() / "_store_init.lock"):
+                    # at once on a new file fail ("duplicate column"), so serialise it. A store
+                    # we may only read (a read-only mount, another user's files) is opened
+                    # without the lock: reading creates and migrates nothing.
+                    with self._init_lock():
                         client = MlflowClient(tracking_uri=self.tracking_uri,
                                               registry_uri=self.tracking_uri)
                         client.search_experiments(max_results=1)
@@ -136,6 +138,14 @@ class MlflowStore:
                                           registry_uri=self.tracking_uri)
                 self._client = client
         return self._client
+
+    def _init_lock(self) -> AbstractContextManager[object]:
+        db = self.sqlite_path
+        assert db is not None
+        if db.is_file() and db.stat().st_size > 0 and not os.access(db.parent, os.W_OK):
+            return nullcontext()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.lock_dir() / "_store_init.lock")
 
     def lock_dir(self) -> Path:
         """The folder of this SQLite store's lock files (created on demand)."""
