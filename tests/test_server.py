@@ -346,7 +346,7 @@ def test_the_server_lock_excludes_concurrent_writers(tracking_server, server_con
         barrier.wait()
         try:
             for _ in range(8):
-                with TickerLock(reg, name):
+                with TickerLock(reg.store, name):
                     value = int(reg.store.client.get_registered_model(name).tags["counter"])
                     time.sleep(0.005)
                     reg.store.client.set_registered_model_tag(name, "counter", str(value + 1))
@@ -367,7 +367,7 @@ def test_a_lock_left_by_this_process_is_broken_at_once(server_registry, trained)
     """A release lost to an unreachable server leaves the lock model; we take it back at once."""
     register(server_registry, trained[0])
     name = server_registry.model_name("ETHUSDT")
-    lock = TickerLock(server_registry, name)
+    lock = TickerLock(server_registry.store, name)
     lock.__enter__()
     from ticker_registry import locking
 
@@ -387,11 +387,11 @@ def test_a_live_foreign_lock_is_waited_for_and_a_stale_one_broken(server_registr
     client.create_registered_model(f"{LOCK_PREFIX}{name}", tags={
         "acquired_at": repr(time.time()), "owner": "elsewhere/boot/pid_[1]:4242:1:abc"})
     with pytest.raises(RegistryError, match=f"delete the registered model '{LOCK_PREFIX}"), \
-            TickerLock(server_registry, name, timeout=1.0):
+            TickerLock(server_registry.store, name, timeout=1.0):
         pass
     client.set_registered_model_tag(f"{LOCK_PREFIX}{name}", "acquired_at",
                                     repr(time.time() - STALE_AFTER - 1))
-    with TickerLock(server_registry, name, timeout=5.0):
+    with TickerLock(server_registry.store, name, timeout=5.0):
         assert lock_models(server_registry) == [f"{LOCK_PREFIX}{name}"]
     assert lock_models(server_registry) == []
 

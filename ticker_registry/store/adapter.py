@@ -18,6 +18,7 @@ adapter sets it from ``timeout`` unless the user set it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -34,6 +35,8 @@ from .retry import apply_http_deadlines, default_deadline, translate_errors, wit
 __all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "MlflowStore", "resolve_tracking_uri"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("ticker_registry.registry")  # the logger these warnings always had
 
 DEFAULT_MODELS_DIR = "mlruns"
 #: Folder of a new embedded store's artifacts inside ``models_dir`` (``mlflow server``'s default).
@@ -266,6 +269,8 @@ class MlflowStore:
         keep = min(found, key=lambda v: v.version) if found else created
         for dup in found:
             if dup.version != keep.version:
+                log.warning("deleting %s version %s: a duplicate of version %s (idempotency key "
+                            "%s) created by a re-sent request", name, dup.version, keep.version, key)
                 self.delete_version(name, dup.version)
         return keep
 
