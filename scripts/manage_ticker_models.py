@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     except TickerRegistryError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # an unwritable --file, a full disk: one line, as the CLI says it
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"Error: cannot use{where}: {exc.strerror or exc}; check the path and its "
+              "permissions", file=sys.stderr)
+        return 1
 
 
 def _run(manager, args, parser) -> int:

@@ -261,6 +261,10 @@ def test_seed_script_invocations(store, tmp_path):
     assert cleanup.returncode == 0, cleanup.stderr
     missing = _run([*py, "--action", "import", "--file", "missing.pkl", *common], tmp_path)
     assert missing.returncode == 1 and missing.stderr.startswith("Error: ")
+    unwritable = _run([*py, "--action", "export", "--ticker", "ETHUSDT", "--file",
+                       str(tmp_path / "ethusdt_model_backup.pkl" / "x.pkl"), *common], tmp_path)
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("Error: ")
+    assert "Traceback" not in unwritable.stderr and len(unwritable.stderr.splitlines()) == 1
 
 
 @pytest.mark.slow
