@@ -19,12 +19,13 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .config import Config
+from .config import Config, load_config
 from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError, TradeDataError
 from .features import FLOW_TYPES, FeatureSpec, horizon_labels, live_feature_vector
 from .manager_async import TickerModelManager
@@ -65,10 +66,11 @@ class StrategySummary:
 class OrderFlowTradingStrategy:
     """Replays or follows one symbol's trades through a :class:`TickerModelManager`."""
 
-    def __init__(self, manager: TickerModelManager, config: Config | None = None,
+    def __init__(self, manager: TickerModelManager,
+                 config: Config | Mapping[str, Any] | str | Path | None = None,
                  symbol: str | None = None) -> None:
         self.manager = manager
-        self.config = config or manager.config
+        self.config = manager.config if config is None else load_config(config)
         chosen = symbol or self.config.symbol
         if not chosen:
             raise ConfigError("the strategy needs a symbol: set `symbol:` in its config "
