@@ -24,7 +24,7 @@ PUBLIC = {
     "TrainOutcome", "TrainingDataError", "__version__", "build_training_set",
     "compute_live_features", "generate_trades", "load_config", "normalize_ticker", "read_trades",
     "write_report", "AuditEvent", "PromotionDecision", "ServedModel", "TrainingLineage",
-    "VersionInfo", "InvalidArgumentError",
+    "VersionInfo", "InvalidArgumentError", "DiskFullError", "PredictionTimeoutError",
 }
 
 

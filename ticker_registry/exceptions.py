@@ -20,6 +20,8 @@ callers can catch that one class. Errors about a bad value also derive from
     │                                         predict on a model that was never fitted
     ├── PredictionInputError (ValueError)     a prediction request whose columns or values do not
     │                                         fit the model (missing column, NaN, too few trades)
+    ├── PredictionTimeoutError (TimeoutError) no prediction within ``predict_timeout`` (a cold load
+    │                                         that took longer; it goes on in the background)
     ├── ModelFormatError                      a saved model directory that is not ours or is broken
     ├── RegistryError                         any failure talking to the MLflow registry
     │   ├── RegistryUnavailableError          the tracking server / database cannot be reached
@@ -28,6 +30,8 @@ callers can catch that one class. Errors about a bad value also derive from
     │   └── RollbackError                     no earlier production version / refused target
     ├── BundleError                           an export bundle that failed verification
     └── StoreError                            the durable sample store failed
+        └── DiskFullError                     a disk filled up while writing (model files): names
+                                              the path and the space needed; nothing is left behind
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from __future__ import annotations
 __all__ = [
     "BundleError",
     "ConfigError",
+    "DiskFullError",
     "InvalidArgumentError",
     "InvalidTickerError",
     "ModelFormatError",
     "ModelNotFoundError",
     "NotTrainedError",
     "PredictionInputError",
+    "PredictionTimeoutError",
     "PromotionConflictError",
     "RegistryError",
     "RegistryUnavailableError",
@@ -94,6 +100,10 @@ class PredictionInputError(TickerRegistryError, ValueError):
     """A prediction request does not fit the model: a column is missing, a value is not finite."""
 
 
+class PredictionTimeoutError(TickerRegistryError, TimeoutError):
+    """No prediction within the ``predict_timeout`` budget (the builtin ``TimeoutError`` too)."""
+
+
 class ModelFormatError(TickerRegistryError):
     """A saved model directory is missing files or is not in our format."""
 
@@ -124,3 +134,7 @@ class BundleError(TickerRegistryError):
 
 class StoreError(TickerRegistryError):
     """The durable sample store cannot be read or written."""
+
+
+class DiskFullError(StoreError):
+    """A disk filled up while writing; the message names the path and the space needed."""
