@@ -11,12 +11,24 @@ It follows the scikit-learn estimator contract: hyperparameters come from the
 config given to the constructor, learned state ends in ``_``, ``fit`` returns
 ``self`` and ``predict`` raises :class:`NotTrainedError` before ``fit``.
 ``save`` / ``load`` use native formats only (see :mod:`ticker_registry.heads`).
+
+``load`` verifies every head's trees before the model may serve (a crafted file is
+a :class:`ModelFormatError` at load, never a prediction that hangs; see
+:mod:`ticker_registry.heads`). ``save`` turns the heads into bytes in memory, writes
+them and ``model.json`` to a temporary folder beside the target, then moves it into
+place: a full disk (``ENOSPC``, a quota, a native library's "No space left on
+device") is ONE :class:`DiskFullError` naming the folder and the bytes needed, and
+the temporary folder is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
+import shutil
+import uuid
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +39,7 @@ import pandas as pd
 
 from .config import Config, load_config
 from .evaluation import HEADS, LOSS_METRICS, HeadEvaluation, fit_baselines, head_losses, take_head
-from .exceptions import ModelFormatError, NotTrainedError, TrainingDataError
+from .exceptions import DiskFullError, ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
 from .heads import HEAD_SUFFIX, Head, train_head
 from .served import MANIFEST as _MANIFEST
@@ -213,27 +225,42 @@ class OrderFlowModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Write the heads in native formats plus ``model.json``; return the directory."""
+        """Write the heads in native formats plus ``model.json``; return the directory.
+
+        Through a temporary folder beside it, so a failure leaves ``directory`` as it was.
+
+        Raises
+        ------
+        DiskFullError
+            The disk filled up: names the folder, the bytes needed and what to do.
+        """
         self._check_fitted()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         suffix = HEAD_SUFFIX[self.config.model_type]
-        for name, head in self.heads_.items():
-            head.save(directory / f"{name}{suffix}")
-        manifest = {
-            "format_version": MODEL_FORMAT_VERSION,
-            "model_type": self.config.model_type,
-            "heads": {name: f"{name}{suffix}" for name in HEADS},
-            "feature_spec": self.spec_.to_dict(),
-            "config": self.config.to_dict(),
-            "metrics": self.metrics_,
-            "baselines": self.baselines_,
-            "serving": self.serving_,
-            "evaluation": {h: e.to_dict() for h, e in getattr(self, "evaluation_", {}).items()},
-            "validation_start": self.validation_start_,
-            "package_versions": package_versions(),
-        }
-        (directory / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        files: dict[str, bytes] = {}
+        try:
+            for name, head in self.heads_.items():
+                files[f"{name}{suffix}"] = head.dump()
+            manifest = {
+                "format_version": MODEL_FORMAT_VERSION,
+                "model_type": self.config.model_type,
+                "heads": {name: f"{name}{suffix}" for name in HEADS},
+                "feature_spec": self.spec_.to_dict(),
+                "config": self.config.to_dict(),
+                "metrics": self.metrics_,
+                "baselines": self.baselines_,
+                "serving": self.serving_,
+                "evaluation": {h: e.to_dict() for h, e in getattr(self, "evaluation_", {}).items()},
+                "validation_start": self.validation_start_,
+                "package_versions": package_versions(),
+            }
+            files[_MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+            _write_folder(directory, files)
+        except Exception as exc:
+            if not _is_disk_full(exc):
+                raise
+            needed = sum(map(len, files.values())) if _MANIFEST in files else None  # all dumped
+            raise DiskFullError(_disk_full_message(directory, needed, exc)) from exc
         return directory
 
     @classmethod
@@ -281,6 +308,52 @@ def manifest_config(manifest: Mapping[str, Any], where: str) -> Config:
         raise ModelFormatError(f"{where} config says model_type {config.model_type!r}, the file "
                                f"{manifest.get('model_type')!r}")
     return config
+
+
+def _write_folder(directory: Path, files: Mapping[str, bytes]) -> None:
+    """Write ``files`` into ``directory`` through a temporary sibling folder, removed on failure."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    stage = directory.parent / f".{directory.name}.saving-{uuid.uuid4().hex[:12]}"
+    stage.mkdir()  # not tempfile.mkdtemp (0700): the folder keeps the umask's permissions
+    try:
+        for name, data in files.items():
+            fd = os.open(stage / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        try:
+            stage.rename(directory)  # one atomic step when directory does not exist (or is empty)
+        except OSError:
+            if not directory.is_dir():
+                raise
+            for name in files:  # an existing folder: move the complete files in (no space needed)
+                os.replace(stage / name, directory / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+#: Messages of native libraries (XGBoostError, LightGBMError, ...) for a full disk or quota.
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded", "not enough space on the disk")
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """``OSError(ENOSPC/EDQUOT)`` or an error whose message says so (itself or its cause)."""
+    return any((isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
+               or any(text in str(e).lower() for text in _DISK_FULL_TEXT)
+               for e in (exc, exc.__cause__) if e is not None)
+
+
+def _disk_full_message(directory: Path, needed: int | None, exc: BaseException) -> str:
+    """One line: where, why, the space needed (or "free some space") and what to do."""
+    cause = (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
+    need = ("free some space" if needed is None else
+            f"it needs {needed:,} bytes ({needed / 1e6:.2f} MB); free at least that much")
+    return (f"no space left on the disk while saving the model to {directory} ({cause}): {need} "
+            "on that disk (or use a models directory on a disk with room) and run again; nothing "
+            "was left behind")
 
 
 def _label_arrays(y: pd.DataFrame, n_rows: int) -> dict[str, np.ndarray]:
