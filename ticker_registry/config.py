@@ -136,6 +136,10 @@ class Config(BaseModel):
     - ``skill_drop_threshold`` [null]: live accuracy below which a retrain is
       triggered early.
     - ``registry_timeout`` [10.0] seconds: deadline of one registry request.
+    - ``predict_timeout`` [1.0] seconds: the async manager's budget for a prediction whose
+      model is not loaded yet (loaded off the event loop; past it ``PredictionTimeoutError``
+      while the load goes on); null waits for the load. A warm prediction runs inline and
+      is kept from hanging by the tree checks at load (:mod:`ticker_registry.heads`).
     - ``close_timeout`` [300] seconds: how long a closing manager (or the interpreter
       exiting) waits for an in-flight training before abandoning it; its samples stay
       for the next process.
@@ -179,6 +183,8 @@ class Config(BaseModel):
     performance_window: int = Field(500, ge=10, description="samples in the live score")
     skill_drop_threshold: Number | None = Field(None, ge=0, le=1, description="live accuracy floor")
     registry_timeout: Number = Field(10.0, gt=0, description="seconds per registry request")
+    predict_timeout: Number | None = Field(1.0, gt=0, le=3600,
+                                           description="seconds a cold prediction may take")
     close_timeout: Number = Field(300.0, ge=0, le=24 * 3600,
                                   description="seconds a closing manager waits for a training")
     symbol: Text | None = Field(None, description="strategy ticker")

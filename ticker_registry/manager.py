@@ -158,6 +158,8 @@ class SyncTickerModelManager(RegistryOperations):
                            market_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Predict flow_type, its probabilities, impact and time_to_execution for one window.
 
+        Cold, it loads the version in this thread first (the async twin: ``predict_timeout``).
+
         Raises
         ------
         NotTrainedError

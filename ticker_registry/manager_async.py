@@ -5,6 +5,18 @@ thread via ``asyncio.to_thread``; a warm prediction runs inline, with no thread
 hop. Every public method but the hand-written fast paths is generated from the
 synchronous one (same signature and documentation), so the twins cannot drift
 apart; ``tests/test_manager_parity.py`` checks it.
+
+Nothing can hang a prediction:
+
+- **cold** (the ticker's model not in memory): loading and predicting run in a worker
+  thread, awaited at most ``predict_timeout`` seconds (config, default 1.0). Past it,
+  :class:`PredictionTimeoutError`; the load goes on in its thread and fills the cache,
+  so a later call is warm. ``preload`` at start-up avoids cold calls.
+- **warm**: computed inline (~0.4 ms, benchmark B2). Native predict cannot be
+  interrupted from Python, and a thread hop per call would cost more than the
+  prediction; what could make it hang for ever is a cyclic tree, and every loaded head's
+  trees are verified before it may serve (:mod:`ticker_registry.heads`), while heads
+  trained in this process are built by the libraries themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from typing import Any
 
 from .cache import ServedModel
 from .config import Config
+from .exceptions import PredictionTimeoutError
 from .features import FeatureSpec
 from .manager import SyncTickerModelManager
 from .records import AuditEvent, PreloadResult, TrainOutcome
@@ -59,11 +72,37 @@ class TickerModelManager:
 
     async def predict_for_ticker(self, ticker: str, order_events: Any,
                                  market_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Warm: computed inline on the event loop (no thread hop). Cold: loads off the loop."""
-        entry = self.sync.cache.peek(self.sync._ticker(ticker))
-        if entry is None:
-            entry = await asyncio.to_thread(self.sync.get_or_create_model, ticker)
-        return self.sync._predict(entry, order_events, market_data)
+        """Warm: computed inline on the event loop (no thread hop). Cold: loaded and computed
+        off the loop within ``predict_timeout`` seconds.
+
+        Raises
+        ------
+        NotTrainedError
+            The ticker has no production version yet.
+        PredictionTimeoutError
+            Cold, and the load and prediction took longer than ``predict_timeout``.
+        """
+        name = self.sync._ticker(ticker)
+        entry = self.sync.cache.peek(name)
+        if entry is not None:
+            return self.sync._predict(entry, order_events, market_data)
+
+        def cold() -> dict[str, Any]:
+            return self.sync._predict(self.sync.get_or_create_model(ticker), order_events,
+                                      market_data)
+
+        budget = self.config.predict_timeout
+        try:
+            async with asyncio.timeout(budget) as deadline:
+                return await asyncio.to_thread(cold)
+        except TimeoutError:
+            if not deadline.expired():  # a TimeoutError of the load itself, not our budget
+                raise
+        raise PredictionTimeoutError(
+            f"no prediction for {name} within predict_timeout={budget} s: its model was not "
+            "loaded yet and loading it took longer; the load goes on in the background and a "
+            f"later call serves from it. Preload tickers at start-up (await manager.preload"
+            f"([{name!r}])) or raise predict_timeout in the config")
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)
