@@ -36,10 +36,18 @@ Import verifies everything before anything reaches the registry:
    :data:`MAX_COMPRESSION_RATIO` times the compressed bytes read;
 4. the files, written by our code under our own names into a fresh private
    (0700) temporary directory, are loaded and test-predicted on a zero
-   feature row in a subprocess with a timeout, after tree sanity checks
-   (child and feature indices in range; skops types within
-   :data:`~ticker_registry.heads.SKOPS_TRUSTED`): a crafted tree file can
-   crash the process that predicts with it.
+   feature row in a subprocess with a timeout, after bounded checks made
+   before a native library parses them (:mod:`.trees`, limits in
+   :mod:`.limits`: tree count, node count and depth from the hyperparameter
+   bounds, children in range, one parent each, every node reachable; a skops
+   zip's directory, entry sizes, compression ratios and schema size; skops
+   types within :data:`~ticker_registry.heads.SKOPS_TRUSTED`): a crafted tree
+   file can crash, hang or exhaust the memory of the process that loads it.
+
+Metrics (finite, bounded, at most :data:`~.limits.MAX_METRICS`), the feature
+spec, and every tag, param and metric key an import would write (MLflow's key
+rules, no reserved ``mlflow.`` namespace: :mod:`.keys`) are checked in steps 2
+and 4, before the first write.
 
 Only then is a new version registered (with our own pyfunc wrapper, never a
 file of the bundle) and the promotion gate applied.
@@ -51,8 +59,11 @@ The package, one module per responsibility:
 - :mod:`.reader`: streaming verification of a bundle file (steps 1-3, :func:`verify_bundle`);
 - :mod:`.writer`: :func:`export_bundle` and :func:`export_all`;
 - :mod:`.importer`: :func:`import_bundle`, registration with lineage and tags;
-- :mod:`.check`: the subprocess test load and tree sanity checks (step 4),
-  also run as ``python -m ticker_registry.bundle --check DIR``.
+- :mod:`.check`: the subprocess test load (step 4), also run as
+  ``python -m ticker_registry.bundle --check DIR``;
+- :mod:`.trees`, :mod:`.ubjson`: the bounded checks of the head files it runs first;
+- :mod:`.limits`: every content limit and what it is derived from;
+- :mod:`.keys`: MLflow key rules, metric and feature-spec checks.
 """
 
 from __future__ import annotations
