@@ -4,17 +4,23 @@ Each case breaks one rule of :mod:`ticker_registry.bundle` and names the
 fragment the refusal message must contain. ``build_corpus(good, out_dir)``
 writes every case and returns ``{case_id: (path, fragment)}``; ``CASE_IDS``
 lists them for ``pytest.mark.parametrize``. Everything is cheap to build: the
-200 MB decompression bomb is a chain of identical 1 MiB gzip members.
+200 MB decompression bomb is a chain of identical 1 MiB gzip members; the
+largest cases (a 3-million-node XGBoost tree, a 300 MiB skops schema, a
+600 MiB zip entry) take about a second each. ``HOSTILE_IDS`` lists the cases
+whose cost to refuse benchmark M2 measures.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
 import json
+import math
 import pickle
 import random
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -91,9 +97,9 @@ def member_block(name: str, data: bytes) -> bytes:
     return header_block(name, len(data)) + data + b"\x00" * (-len(data) % 512)
 
 
-def write(path: Path, entries: list[Entry], gz: bool = True) -> Path:
+def write(path: Path, entries: list[Entry], gz: bool = True, level: int = 9) -> Path:
     data = tar_bytes(entries)
-    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    path.write_bytes(gzip.compress(data, compresslevel=level, mtime=0) if gz else data)
     return path
 
 
@@ -464,6 +470,340 @@ def _gzip_text(g: Good, out: Path) -> Path:
     path = out / "log.gz"
     path.write_bytes(gzip.compress(b"2024-01-01 trained ETHUSDT\n" * 50, mtime=0))
     return path
+
+
+# --------------------------------------------------------------------------- bounded content
+def _edit_model_json(g: Good, out: Path, name: str, edit: Callable[[dict], None],
+                     manifest_edit: Callable[[dict], None] | None = None) -> Path:
+    """The good bundle with its model.json (and optionally its manifest) edited."""
+    doc = json.loads(g.files["model/model.json"])
+    edit(doc)
+    files = {**g.files, "model/model.json": json.dumps(doc).encode()}
+    manifest = g.copy_manifest()
+    if manifest_edit is not None:
+        manifest_edit(manifest)
+    manifest["members"] = members_of(files)
+    return write(out / name, standard(g, manifest, files))
+
+
+def _other_type(g: Good, out: Path, name: str, model_type: str,
+                heads: dict[str, bytes]) -> Path:
+    """A ``model_type`` bundle of the good bundle's model.json with the head files ``heads``."""
+    suffix = {"lightgbm": ".txt", "random_forest": ".skops"}[model_type]
+    doc = json.loads(g.files["model/model.json"])
+    doc["model_type"] = doc["config"]["model_type"] = model_type
+    doc["heads"] = {h: f"{h}{suffix}" for h in doc["heads"]}
+    files = {"model/model.json": json.dumps(doc).encode(),
+             **{f"model/{h}{suffix}": heads[h] for h in doc["heads"]}}
+    manifest = g.copy_manifest()
+    manifest["model_type"] = model_type
+    manifest["members"] = members_of(files)
+    return write(out / name, standard(g, manifest, files))
+
+
+def _training_rows(n_classes: int):
+    import numpy as np
+
+    from ticker_registry.features import FEATURE_NAMES
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, len(FEATURE_NAMES)))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5) if n_classes else X[:, 0] + rng.normal(size=600)
+    return X, y
+
+
+@functools.cache
+def forest_heads() -> dict[str, bytes]:
+    """Small scikit-learn forests as skops files: a classifier and two regressors."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    out = {}
+    for head in ("flow_type", "impact", "time_to_execution"):
+        classes = 3 if head == "flow_type" else 0
+        cls = RandomForestClassifier if classes else RandomForestRegressor
+        out[head] = sio.dumps(cls(n_estimators=3, max_depth=4, random_state=0).fit(
+            *_training_rows(classes)))
+    return out
+
+
+@functools.cache
+def lightgbm_heads() -> dict[str, str]:
+    """Small LightGBM boosters as model text: a 3-class classifier and two regressors."""
+    import lightgbm as lgb
+
+    out = {}
+    for head in ("flow_type", "impact", "time_to_execution"):
+        X, y = _training_rows(3 if head == "flow_type" else 0)
+        params = {"num_leaves": 8, "min_data_in_leaf": 5, "verbosity": -1,
+                  **({"objective": "multiclass", "num_class": 3} if head == "flow_type"
+                     else {"objective": "regression"})}
+        out[head] = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=3).model_to_string()
+    return out
+
+
+def _xgb_doc(g: Good) -> dict:
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(g.files[HEAD]))
+    return json.loads(bytes(booster.save_raw("json")))
+
+
+def _tree_arrays(tree: dict, left, right) -> None:
+    """Fill XGBoost JSON tree ``tree`` with the structure ``left``/``right`` (-1: leaf)."""
+    n = len(left)
+    parents = [2147483647] * n
+    for i in range(n):
+        for c in (left[i], right[i]):
+            if c != -1:
+                parents[c] = i
+    tree.update(left_children=list(left), right_children=list(right), parents=parents,
+                split_indices=[0] * n, split_conditions=[0.5] * n, default_left=[0] * n,
+                base_weights=[0.0] * n, loss_changes=[0.0] * n, sum_hessian=[1.0] * n,
+                split_type=[0] * n)
+    tree["tree_param"]["num_nodes"] = str(n)
+
+
+@case("xgboost_tree_too_deep", "deeper than 16 (MAX_TREE_DEPTH)")
+def _xgb_deep(g: Good, out: Path) -> Path:
+    depth = 20  # a chain: inner node i splits into inner node i+1 and a leaf
+    left = [i + 1 for i in range(depth - 1)] + [2 * depth - 1] + [-1] * (depth + 1)
+    right = [depth + i for i in range(depth - 1)] + [2 * depth] + [-1] * (depth + 1)
+    return _craft_xgb_tree(g, out, "xgb-deep.trbundle", lambda t: _tree_arrays(t, left, right))
+
+
+@case("xgboost_tree_detached_cycle", "nodes unreachable from the root")
+def _xgb_detached(g: Good, out: Path) -> Path:
+    # every node but the root has one parent, yet 1 and 2 are each other's child, away
+    # from the root: the one-parent rule alone lets this pass
+    left, right = [5, 2, 1, -1, -1, -1, -1], [6, 3, 4, -1, -1, -1, -1]
+    return _craft_xgb_tree(g, out, "xgb-detached.trbundle",
+                           lambda t: _tree_arrays(t, left, right))
+
+
+def _ubj(value) -> bytes:
+    """UBJSON as XGBoost writes it; numpy arrays become typed arrays."""
+    import numpy as np
+
+    def length(n: int) -> bytes:
+        return b"L" + struct.pack(">q", n)
+
+    if isinstance(value, dict):
+        return b"{" + b"".join(length(len(k.encode())) + k.encode() + _ubj(v)
+                               for k, v in value.items()) + b"}"
+    if isinstance(value, np.ndarray):
+        marker = {"int32": b"l", "float32": b"d", "uint8": b"U"}[value.dtype.name]
+        data = value.astype(value.dtype.newbyteorder(">")).tobytes()
+        return b"[$" + marker + b"#" + length(len(value)) + data
+    if isinstance(value, list):
+        return b"[#" + length(len(value)) + b"".join(_ubj(v) for v in value)
+    if isinstance(value, bool):
+        return b"T" if value else b"F"
+    if isinstance(value, int):
+        return b"L" + struct.pack(">q", value)
+    if isinstance(value, float):
+        return b"D" + struct.pack(">d", value)
+    return b"S" + length(len(value.encode())) + value.encode()
+
+
+@case("xgboost_tree_3m_nodes", "an array of 3,000,001 items, above the 131,071")
+def _xgb_huge(g: Good, out: Path) -> Path:
+    """Tree 0 of flow_type replaced by a full binary tree of 3,000,001 nodes (~100 MB of UBJ)."""
+    import numpy as np
+
+    n = 3_000_001
+    idx = np.arange(n, dtype=np.int64)
+    inner = idx < (n - 1) // 2
+    left = np.where(inner, 2 * idx + 1, -1).astype(np.int32)
+    rng = np.random.default_rng(0)
+    doc = _xgb_doc(g)
+    model = doc["learner"]["gradient_booster"]["model"]
+    tree = model["trees"][0]
+    floats = {k: rng.random(n, dtype=np.float32) for k in
+              ("base_weights", "loss_changes", "split_conditions", "sum_hessian")}
+    tree.update(floats, left_children=left, right_children=np.where(inner, left + 1, -1).astype(
+        np.int32), parents=np.where(idx > 0, (idx - 1) // 2, 2147483647).astype(np.int32),
+        split_indices=np.where(inner, idx % 8, 0).astype(np.int32),
+        default_left=np.zeros(n, dtype=np.uint8), split_type=np.zeros(n, dtype=np.uint8))
+    tree["tree_param"]["num_nodes"] = str(n)
+    files = {**g.files, HEAD: _ubj(doc)}
+    return write(out / "xgb-3m-nodes.trbundle", standard(g, files=files), level=1)
+
+
+@case("xgboost_tree_group_out_of_range", "a tree writes to an output group out of range")
+def _xgb_group(g: Good, out: Path) -> Path:
+    doc = _xgb_doc(g)
+    doc["learner"]["gradient_booster"]["model"]["tree_info"][0] = 7  # 3 classes: 0..2
+    files = {**g.files, HEAD: _ubj(doc)}
+    return write(out / "xgb-group.trbundle", standard(g, files=files))
+
+
+@case("lightgbm_tree_cycle", "the nodes do not form a tree")
+def _lgb_cycle(g: Good, out: Path) -> Path:
+    heads = dict(lightgbm_heads())
+    lines = heads["flow_type"].split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("left_child="))
+    children = lines[at].split("=")[1].split()
+    j = next(k for k, c in enumerate(children) if k > 0 and int(c) >= 0) if any(
+        int(c) >= 0 for c in children[1:]) else 1
+    children[j] = str(j)  # inner node j is its own left child
+    lines[at] = "left_child=" + " ".join(children)
+    heads["flow_type"] = "\n".join(lines)
+    return _other_type(g, out, "lgb-cycle.trbundle", "lightgbm",
+                       {h: t.encode() for h, t in heads.items()})
+
+
+@case("lightgbm_too_many_leaves", "100,000 leaves; a lightgbm tree of ours has at most 4,096")
+def _lgb_leaves(g: Good, out: Path) -> Path:
+    heads = {h: t.encode() for h, t in lightgbm_heads().items()}
+    text = heads["flow_type"].decode()
+    at = text.index("num_leaves=", text.index("Tree=0"))
+    end = text.index("\n", at)
+    heads["flow_type"] = (text[:at] + "num_leaves=100000" + text[end:]).encode()
+    return _other_type(g, out, "lgb-leaves.trbundle", "lightgbm", heads)
+
+
+@case("random_forest_tree_cycle", "the nodes do not form a tree")
+def _rf_cycle(g: Good, out: Path) -> Path:
+    import skops.io as sio
+
+    heads = dict(forest_heads())
+    forest = sio.loads(heads["flow_type"], trusted=sio.get_untrusted_types(data=heads["flow_type"]))
+    tree = forest.estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    j = next(k for k in range(1, len(nodes)) if nodes["left_child"][k] != -1)
+    nodes["left_child"][j] = j  # inner node j is its own left child
+    tree.__setstate__({**state, "nodes": nodes})
+    heads["flow_type"] = sio.dumps(forest)
+    return _other_type(g, out, "rf-cycle.trbundle", "random_forest", heads)
+
+
+@case("skops_huge_schema", "its schema.json is 314,572,800 bytes")
+def _skops_schema(g: Good, out: Path) -> Path:
+    """A skops zip whose schema.json is 300 MiB of valid JSON, deflated to ~300 KB."""
+    buf = io.BytesIO()
+    head = b'{"__class__": "RandomForestClassifier", "__module__": "sklearn.ensemble._forest", ' \
+           b'"__loader__": "ObjectNode", "content": {"pad": ['
+    tail = b'0]}}'
+    size = 300 * MiB
+    pad = b" " * ((size - len(head) - len(tail)) % 3)
+    items = (size - len(head) - len(pad) - len(tail)) // 3
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z, \
+            z.open("schema.json", "w") as f:
+        f.write(head + pad)
+        while items:
+            n = min(items, MiB)
+            f.write(b"0, " * n)
+            items -= n
+        f.write(tail)
+    heads = {**forest_heads(), "flow_type": buf.getvalue()}
+    return _other_type(g, out, "skops-schema.trbundle", "random_forest", heads)
+
+
+@case("skops_zip_bomb_member", "a compression ratio above 100:1 (a decompression bomb?)")
+def _skops_bomb(g: Good, out: Path) -> Path:
+    """A real forest's skops zip plus a 600 MiB entry of zeros, deflated to ~3 MB."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(forest_heads()["flow_type"])) as src, \
+            zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for info in src.infolist():
+            z.writestr(info, src.read(info))  # as they are (stored)
+        with z.open("bomb.npy", "w", force_zip64=True) as f:
+            zeros = b"\x00" * MiB
+            for _ in range(600):
+                f.write(zeros)
+    return _other_type(g, out, "skops-bomb.trbundle", "random_forest",
+                       {**forest_heads(), "flow_type": buf.getvalue()})
+
+
+@case("metrics_30000", "holds 30,000 metrics; a bundle carries at most 200")
+def _metrics_many(g: Good, out: Path) -> Path:
+    def edit(doc: dict) -> None:
+        doc["metrics"] = {f"m{i}": float(i) for i in range(30_000)}  # ~600 KB: under 1 MiB
+    return _edit_model_json(g, out, "metrics-30000.trbundle", edit)
+
+
+@case("manifest_metrics_30000", "holds 30,000 metrics; a bundle carries at most 200")
+def _manifest_metrics_many(g: Good, out: Path) -> Path:
+    def edit(manifest: dict) -> None:
+        manifest["metrics"] = {f"m{i}": float(i) for i in range(30_000)}
+    return _edit_model_json(g, out, "manifest-metrics.trbundle", lambda d: None, edit)
+
+
+@case("metric_nan", "'flow_type_logloss' is nan; a metric must be finite")
+def _metric_nan(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "metric-nan.trbundle",
+                            lambda d: d["metrics"].update(flow_type_logloss=math.nan))
+
+
+@case("metric_huge", "'impact_mse' is 1e+15; a metric must be finite and at most 1e+12")
+def _metric_huge(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "metric-huge.trbundle",
+                            lambda d: d["metrics"].update(impact_mse=1e15))
+
+
+@case("metric_bad_key", "key '../skill' is not a plain relative name")
+def _metric_key(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "metric-key.trbundle",
+                            lambda d: d["metrics"].update({"../skill": 1.0}))
+
+
+@case("metric_tag_too_long", "is 252 characters long (MLflow's limit is 250)")
+def _metric_long(g: Good, out: Path) -> Path:
+    # 245 characters is a valid metric name, but its tag metric.<name> would be 252
+    return _edit_model_json(g, out, "metric-long.trbundle",
+                            lambda d: d["metrics"].update({"m" * 245: 1.0}))
+
+
+@case("tag_reserved_namespace", "tag key 'mlflow.prompt.is_prompt' is in a namespace MLflow "
+                                "reserves")
+def _tag_reserved(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "tag-reserved.trbundle", lambda d: None,
+                            lambda m: m["tags"].update({"mlflow.prompt.is_prompt": "true"}))
+
+
+@case("tag_dotdot", "tag key 'notes/../../x' is not a plain relative name")
+def _tag_dotdot(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "tag-dotdot.trbundle", lambda d: None,
+                            lambda m: m["tags"].update({"notes/../../x": "1"}))
+
+
+@case("tag_leading_slash", "tag key '/etc/notes' is not a plain relative name")
+def _tag_slash(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "tag-slash.trbundle", lambda d: None,
+                            lambda m: m["tags"].update({"/etc/notes": "1"}))
+
+
+@case("lineage_reserved_key", "lineage key 'lineage.a..b' is not a plain relative name")
+def _lineage_key(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "lineage-key.trbundle", lambda d: None,
+                            lambda m: m["lineage"].update({"a..b": "1"}))
+
+
+@case("spec_negative_window", "sequence_length")
+def _spec_window(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "spec-window.trbundle",
+                            lambda d: d["feature_spec"].update(sequence_length=-5))
+
+
+@case("spec_zero_horizon", "prediction_horizon")
+def _spec_horizon(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "spec-horizon.trbundle",
+                            lambda d: d["feature_spec"].update(prediction_horizon=0))
+
+
+@case("spec_nan_threshold", "large_order_threshold is nan, not a finite number")
+def _spec_threshold(g: Good, out: Path) -> Path:
+    return _edit_model_json(g, out, "spec-threshold.trbundle",
+                            lambda d: d["feature_spec"].update(large_order_threshold=math.nan))
+
+
+#: The hostile cases whose cost to refuse benchmark M2 measures (peak RSS and time each).
+HOSTILE_IDS = ("xgboost_tree_3m_nodes", "skops_huge_schema", "skops_zip_bomb_member",
+               "lightgbm_tree_cycle", "random_forest_tree_cycle", "metrics_30000",
+               "decompression_bomb")
 
 
 CASE_IDS = [c[0] for c in CASES]

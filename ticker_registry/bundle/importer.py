@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..evaluation import head_skill
-from ..exceptions import BundleError, ModelFormatError
+from ..exceptions import BundleError, ModelFormatError, PromotionConflictError
 from ..features import FEATURE_NAMES
 from ..gate import decision_tags
 from ..model import OrderFlowModel, package_versions
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from .check import check_in_subprocess
+from .keys import first_bad_key, metrics_problem
 from .manifest import BundleManifest
 from .reader import _read_bundle
 
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ticker_registry.bundle")  # the package's logger, as before the split
 
 #: Version tags the importing registry computes itself; a source value is kept as ``source.<key>``.
-_OWN_TAGS = ("idempotency_key", "ticker", "created_at", "model_type", "imported_from")
-_OWN_TAG_PREFIXES = ("metric.", "skill.", "gate.", "import.", "source.")
+_OWN_TAGS = ("idempotency_key", "ticker", "created_at", "model_type", "imported_from", "model_id")
+_OWN_TAG_PREFIXES = ("metric.", "skill.", "serving.", "totals.", "native.", "gate.", "import.",
+                     "source.")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,10 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
     production version. ``promote=True`` makes it production at once when the
     ticker has none (it never replaces an existing production version).
     Importing the same file again returns the version it created (``created``
-    False) unless ``force`` is true. ``as_ticker`` registers it under another
-    ticker. Nothing is written to the registry unless every check passes.
+    False; placed now if the import that created it never got to) unless ``force``
+    is true; concurrent imports of one file all report the same version and aliases.
+    ``as_ticker`` registers it under another ticker. Nothing is written to the registry
+    unless every check passes.
 
     Raises
     ------
@@ -80,28 +84,54 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
             key = f"{key}-{uuid.uuid4().hex[:12]}"
         else:
             existing = registry.find_by_idempotency_key(ticker, key)
-            if existing is not None:
-                return ImportResult(existing, False, manifest)
+            if existing is not None and _placed(registry, ticker, existing.version,
+                                                registry.model(ticker).aliases):
+                return ImportResult(registry.get_version(ticker, existing.version), False,
+                                    manifest)
+            # not placed yet (another process is importing it, or an import died before
+            # placing it): go on; registration finds the version and placement finishes
         expected = _TEST_LOADED.get(verified.sha256)
         if expected is None:
             expected = check_in_subprocess(model_dir, label=f"bundle {path.name!r}")
             if len(_TEST_LOADED) < 256:
                 _TEST_LOADED[verified.sha256] = expected
-        try:
-            model = OrderFlowModel.load(model_dir)
-        except ModelFormatError as exc:
-            raise BundleError(f"bundle {path.name!r} is refused: {exc}") from None
+        model = _load(model_dir, path.name)
         _check_same_prediction(model, expected, path.name)
         _warn_on_version_mismatch(manifest, path.name)
+        tags = _import_tags(manifest, path.name, verified.sha256)
+        _check_keys(ticker, model, lineage, tags, path.name)  # before the first write
         info, created = registry.register(
-            ticker, model, lineage=lineage, idempotency_key=key,
-            extra_tags=_import_tags(manifest, path.name, verified.sha256),
+            ticker, model, lineage=lineage, idempotency_key=key, extra_tags=tags,
             description=_description(manifest, path.name))
-        decision = _place(registry, ticker, info.version, model, promote) if created else None
+        # Placed by whichever importer of this bundle gets there first (another process may
+        # be importing the same file): each reports the version as it stands once placed.
+        decision = _settle(registry, ticker, info.version, model, promote)
         return ImportResult(registry.get_version(ticker, info.version), created, manifest,
                             decision)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load(model_dir: Path, file_name: str) -> OrderFlowModel:
+    try:
+        return OrderFlowModel.load(model_dir)
+    except ModelFormatError as exc:
+        raise BundleError(f"bundle {file_name!r} is refused: {exc}") from None
+
+
+def _check_keys(ticker: str, model: OrderFlowModel, lineage: TrainingLineage,
+                tags: dict[str, str], file_name: str) -> None:
+    """Every tag, param and metric key the registration would write from this bundle is one
+    MLflow accepts and outside its reserved namespaces (:func:`.keys.key_problem`)."""
+    from ..store.runs import training_params
+
+    problem = (metrics_problem(model.metrics_, "model.json 'metrics'")
+               or first_bad_key(tags, "tag")
+               or first_bad_key(lineage.tags(), "lineage tag")
+               or first_bad_key((f"metric.{k}" for k in model.metrics_), "metric tag")
+               or first_bad_key(training_params(ticker, model), "param"))
+    if problem:
+        raise BundleError(f"bundle {file_name!r} is refused: {problem}")
 
 
 def _lineage(manifest: BundleManifest, file_name: str) -> TrainingLineage:
@@ -162,15 +192,52 @@ def _check_same_prediction(model: OrderFlowModel, expected: list[float], file_na
                           "here than in the isolated test load")
 
 
+def _settle(registry: Any, ticker: str, version: int, model: OrderFlowModel,
+            promote: bool) -> PromotionDecision | None:
+    """Place ``version`` unless it already was; the decision made here, or None.
+
+    Idempotent and safe to race: placement compares-and-sets the alias against the
+    snapshot it decided on, so of several importers of one bundle exactly one moves
+    it, and the others, refused or arriving after, find it placed.
+    """
+    for _ in range(_PLACE_ATTEMPTS):
+        state = registry.model(ticker)
+        if _placed(registry, ticker, version, state.aliases):
+            return None
+        try:
+            return _place(registry, ticker, version, model, promote, state.aliases)
+        except PromotionConflictError:
+            continue  # an alias moved since the snapshot: look again
+    if _placed(registry, ticker, version, registry.model(ticker).aliases):
+        return None
+    raise BundleError(f"{ticker} version {version} was imported but could not be placed on "
+                      f"staging: its aliases kept moving ({_PLACE_ATTEMPTS} attempts); promote "
+                      "it explicitly")
+
+
+#: How often placement is retried when another writer moves an alias in between.
+_PLACE_ATTEMPTS = 5
+
+
+def _placed(registry: Any, ticker: str, version: int, aliases: dict[str, int]) -> bool:
+    """An alias holds ``version``, or the audit trail records an import or gate placing it
+    (it may have been moved on since: an import never puts it back)."""
+    if int(version) in aliases.values():
+        return True
+    return any(e.to_version == int(version) and e.action in ("import", "gate")
+               for e in registry.audit_trail(ticker))
+
+
 def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
-           promote: bool) -> PromotionDecision:
+           promote: bool, aliases: dict[str, int]) -> PromotionDecision:
     """Where an imported version goes: staging, or production when asked and the ticker has none.
 
     A bundle's metrics are its own claims (``model.json``), not scores we
     measured, so an import never replaces an existing production version, and
     by default it is not served until promoted explicitly after review.
+    ``aliases`` is the snapshot the move is decided on (compare-and-set against it).
     """
-    champion = registry.production_version(ticker)
+    champion = aliases.get(registry.config.production_alias)
     if champion is None and promote:
         return registry.apply_gate(ticker, version, model)
     staging = registry.config.staging_alias
@@ -182,6 +249,6 @@ def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
                                  head_skill(model.metrics_))
     for key, value in decision_tags(decision, []).items():
         registry.set_version_tag(ticker, version, key, value)
-    registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import")
+    registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import",
+                     expected=aliases.get(staging))
     return decision
-

@@ -14,6 +14,7 @@ from ..exceptions import BundleError, TickerRegistryError
 from ..heads import HEAD_SUFFIX
 from ..model import HEADS
 from ..tickers import normalize_ticker
+from .keys import first_bad_key, metrics_problem
 
 BUNDLE_FORMAT = "ticker-registry-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -147,7 +148,7 @@ class BundleManifest:
         if not isinstance(model_version, int) or isinstance(model_version, bool):
             raise bad(f"manifest model_version {model_version!r} is not an integer")
         try:
-            return cls(
+            manifest = cls(
                 ticker=ticker, model_name=_text(data, "model_name", 500),
                 model_version=model_version, model_type=model_type,
                 source_registry=_text(data, "source_registry", 2000),
@@ -164,6 +165,13 @@ class BundleManifest:
                 format_version=version)
         except ValueError as exc:
             raise bad(str(exc)) from None
+        # the keys an import writes from these (verbatim, or under lineage.), checked now
+        problem = (first_bad_key(manifest.tags, "manifest tag")
+                   or first_bad_key((f"lineage.{k}" for k in manifest.lineage), "manifest lineage")
+                   or first_bad_key(manifest.params, "manifest param"))
+        if problem:
+            raise bad(problem)
+        return manifest
 
 
 def allowed_members(model_type: str) -> tuple[str, ...]:
@@ -219,9 +227,12 @@ def _str_map(data: dict[str, Any], key: str, max_items: int, max_len: int,
 
 def _metric_map(data: dict[str, Any], key: str) -> dict[str, float]:
     value = data[key]
-    if not isinstance(value, dict) or len(value) > 1000 or not all(
+    if not isinstance(value, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
         raise ValueError(f"manifest {key!r} is not a map of numbers")
+    problem = metrics_problem(value, f"manifest {key!r}")
+    if problem:
+        raise ValueError(problem)
     return {k: float(v) for k, v in value.items()}
 
 

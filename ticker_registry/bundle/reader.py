@@ -24,6 +24,7 @@ from typing import IO, Any
 from ..exceptions import BundleError, ModelFormatError
 from ..model import manifest_config
 from ..served import check_manifest
+from .keys import metrics_problem, spec_problem
 from .manifest import (
     _CHUNK,
     MANIFEST_NAME,
@@ -352,7 +353,8 @@ def _check_content(name: str, head: bytes, bad: Callable[[str], BundleError]) ->
 
 def _check_model_json(data: bytes, manifest: BundleManifest,
                       bad: Callable[[str], BundleError]) -> dict[str, Any]:
-    """The OrderFlowModel manifest, parsed here (cheap, no code) and checked as the loader does."""
+    """The OrderFlowModel manifest, parsed here (cheap, no code) and checked as the loader does,
+    and its metrics and feature spec as an import would write and use them."""
     where = "model/model.json"
     doc = _parse_json(data, where, "")
     try:
@@ -360,6 +362,10 @@ def _check_model_json(data: bytes, manifest: BundleManifest,
         manifest_config(doc, where)
     except ModelFormatError as exc:
         raise bad(str(exc)) from None
+    problem = (metrics_problem(doc["metrics"], f"{where} 'metrics'")
+               or spec_problem(doc["feature_spec"], doc["config"], where))
+    if problem:
+        raise bad(problem)
     if doc["model_type"] != manifest.model_type:
         raise bad(f"{where} says model_type {doc['model_type']!r}, the manifest "
                   f"{manifest.model_type!r}")
