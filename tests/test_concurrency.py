@@ -9,6 +9,8 @@
   at an existing, loadable version (sampled while they run and checked at the
   end), losers get ``PromotionConflictError``, and the audit trail holds
   exactly the successful moves, as one continuous chain.
+- Three processes importing the same bundle at once: one creates the version,
+  all report it with the same aliases (staging), and it is placed exactly once.
 
 The store lives on tmpfs (``/dev/shm``) when there is one: SQLite's locking is
 the same there, but its fsyncs are free, which keeps 100 serialised
@@ -223,3 +225,28 @@ def test_three_processes_registering_the_same_training_all_succeed_alike(tmp_pat
     manager = SyncTickerModelManager(QUICK, tmp_path / "store", auto_retrain=False)
     assert manager.registry.production_version("ETHUSDT") == 1
     manager.close()
+
+
+def test_three_processes_importing_the_same_bundle_report_the_same_version_and_aliases(store):
+    """Each importer either creates the version or finds it; none reports it before it is placed."""
+    from ticker_registry.bundle import export_bundle
+
+    source = TickerRegistry(CONFIG, models_dir=store["root"] / "import-source")
+    source.register("IMPUSDT", OrderFlowModel.load(store["model_dir"]),
+                    lineage=TrainingLineage(n_samples=1), idempotency_key="import-race")
+    bundle = store["root"] / "IMPUSDT.trbundle"
+    export_bundle(source, "IMPUSDT", bundle, 1)
+    target = store["root"] / "import-target"
+    TickerRegistry(CONFIG, models_dir=target).search_models()  # the schema exists before the race
+    worker, go = Path(__file__).parent / "_import_worker.py", store["root"] / "go-import"
+    procs = [subprocess.Popen([sys.executable, str(worker), str(target), str(bundle), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = _race(go, procs)
+    assert [r["error"] for r in results] == [None] * 3, results
+    assert [(r["version"], r["aliases"]) for r in results] == [(1, ["staging"])] * 3, results
+    assert sum(r["created"] for r in results) == 1
+    registry = TickerRegistry(CONFIG, models_dir=target)
+    assert [v.version for v in registry.list_versions("IMPUSDT")] == [1]
+    trail = registry.audit_trail("IMPUSDT")  # placed once, by one of them
+    assert [(e.action, e.alias, e.to_version) for e in trail] == [("import", "staging", 1)]
