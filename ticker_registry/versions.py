@@ -167,7 +167,7 @@ class VersionCatalog:
             tags = {
                 "ticker": ticker, "idempotency_key": idempotency_key,
                 "model_type": model.config.model_type, "created_at": _now(),
-                "model_id": logged.model_id,
+                "model_id": logged.model_id, "native.sha256": logged.native_sha256,
                 **{f"metric.{k}": repr(float(v)) for k, v in model.metrics_.items()},
                 **{f"skill.{h}": str(e.has_skill).lower() for h, e in model.evaluation_.items()},
                 **{f"serving.{h}": model.serving_[h] for h in HEADS},
@@ -234,6 +234,11 @@ class VersionCatalog:
     def search_versions(self, filter_string: str) -> list[VersionInfo]:
         """Model versions matching an MLflow filter (paged). Their ``aliases`` are empty."""
         return self.store.search_versions(filter_string)
+
+    def snapshot(self) -> tuple[list[ModelRecord], list[VersionInfo]]:
+        """Every registered model of this namespace and their live versions, in one read
+        (see :meth:`ticker_registry.store.MlflowStore.snapshot`); versions have no aliases."""
+        return self.store.snapshot(f"{self.config.namespace}.")
 
     def search_models(self) -> list[ModelRecord]:
         """All registered models of this namespace (paged; aliases and tags included)."""

@@ -1,9 +1,10 @@
 """Read-only views over the registry: status, the seed's metadata, compare, best.
 
-Every view is built from two paged searches (registered models with their
-aliases and tags, and model versions with their metric tags), never one round
-trip per ticker. ``search_model_versions`` returns empty ``aliases`` (an MLflow
-bug), so aliases come from the registered models.
+Every view is built from one snapshot of the namespace (registered models with
+their aliases and tags, and model versions with their tags: one read of MLflow's
+tables on a SQL store, else two paged searches), never one round trip per
+ticker. Versions carry no aliases there (``search_model_versions`` returns none,
+an MLflow bug), so aliases come from the registered models.
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ def _serving(info: VersionInfo | None) -> str | None:
 
 
 def _snapshot(registry: TickerRegistry) -> list[dict[str, Any]]:
-    models = registry.search_models()
+    models, versions = registry.snapshot()
     if not models:
         return []
-    versions = registry.search_versions(f"name LIKE '{registry.config.namespace}.%'")
     by_name: dict[str, list[VersionInfo]] = {}
     for info in versions:
         by_name.setdefault(info.name, []).append(info)

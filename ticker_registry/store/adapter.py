@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 from ..exceptions import ModelNotFoundError, RegistryError
-from ..records import ModelRecord, RunRecord, VersionInfo, metric_tags
+from ..records import ModelRecord, RunRecord, VersionInfo
+from .entities import download, model_record, run_record, version_info
 from .retry import apply_http_deadlines, default_deadline, translate_errors, with_retries
 
 __all__ = ["ARTIFACT_ROOT", "DEFAULT_MODELS_DIR", "MlflowStore", "resolve_tracking_uri"]
@@ -54,12 +55,6 @@ def resolve_tracking_uri(tracking_uri: str | None, models_dir: str | os.PathLike
         return os.environ["MLFLOW_TRACKING_URI"]
     directory = Path(models_dir or DEFAULT_MODELS_DIR).absolute()
     return f"sqlite:///{directory / 'mlflow.db'}"
-
-
-def _ms_to_iso(ms: int | None) -> str:
-    if not ms:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _now_ms() -> int:
@@ -89,6 +84,7 @@ class MlflowStore:
         self.timeout = timeout
         self._deadline = deadline
         self._client: Any = None
+        self._sql: Any = None  # SQLAlchemy engine of the snapshot read, created on first use
         self._experiments: dict[str, str] = {}
 
     # ------------------------------------------------------------------ plumbing
@@ -179,7 +175,7 @@ class MlflowStore:
     # ------------------------------------------------------------------ registered models
     def get_model(self, name: str) -> ModelRecord:
         """A registered model; :class:`ModelNotFoundError` when there is none."""
-        return _model_record(self._call(self.client.get_registered_model, name))
+        return model_record(self._call(self.client.get_registered_model, name))
 
     def create_model(self, name: str, *, tags: dict[str, str], description: str) -> bool:
         """Create a registered model; False when one of that name already exists."""
@@ -203,7 +199,7 @@ class MlflowStore:
 
     def search_models(self, name_like: str) -> list[ModelRecord]:
         """Registered models whose name is ``LIKE name_like`` (paged; aliases and tags included)."""
-        return [_model_record(rm) for rm in self._pages(self.client.search_registered_models,
+        return [model_record(rm) for rm in self._pages(self.client.search_registered_models,
                                                         f"name LIKE '{name_like}'", _PAGE)]
 
     def _pages(self, search: Callable[..., Any], filter_string: str, size: int) -> Iterator[Any]:
@@ -214,6 +210,25 @@ class MlflowStore:
             token = getattr(page, "token", None)
             if not token:
                 return
+
+    def snapshot(self, prefix: str) -> tuple[list[ModelRecord], list[VersionInfo]]:
+        """Every registered model named ``prefix...`` and every live version of them: one read
+        of MLflow's tables on a SQL store (:mod:`.snapshot`), else the paged searches."""
+        if not self.is_http:
+            try:
+                if self._sql is None:
+                    import sqlalchemy as sa
+
+                    self._sql = sa.create_engine(self.tracking_uri)
+                from .snapshot import read_snapshot
+
+                return read_snapshot(self._sql, prefix)
+            except Exception as exc:  # layout changed, no permission...: the searches are exact
+                log.debug("snapshot through MLflow's searches (%s)", exc)
+        like = f"{prefix}%"  # '_' matches any character here: startswith keeps ours
+        models = [m for m in self.search_models(like) if m.name.startswith(prefix)]
+        versions = self.search_versions(f"name LIKE '{like}'")
+        return models, [v for v in versions if v.name.startswith(prefix)]
 
     # ------------------------------------------------------------------ aliases
     def set_alias(self, name: str, alias: str, version: int) -> None:
@@ -228,18 +243,18 @@ class MlflowStore:
 
     # ------------------------------------------------------------------ model versions
     def get_version(self, name: str, version: int) -> VersionInfo:
-        return _version_info(self._call(self.client.get_model_version, name, str(int(version))))
+        return version_info(self._call(self.client.get_model_version, name, str(int(version))))
 
     def search_versions(self, filter_string: str) -> list[VersionInfo]:
         """Model versions matching an MLflow filter (paged). Their ``aliases`` are empty."""
-        return [_version_info(mv) for mv in self._pages(self.client.search_model_versions,
+        return [version_info(mv) for mv in self._pages(self.client.search_model_versions,
                                                         filter_string, _PAGE * 10)]
 
     def newest_version(self, name: str) -> VersionInfo | None:
         """The highest-numbered version of ``name`` (any status), or None."""
         found = self._call(self.client.search_model_versions, f"name='{name}'", max_results=1,
                            order_by=["version_number DESC"])
-        return _version_info(found[0]) if found else None
+        return version_info(found[0]) if found else None
 
     def create_version(self, name: str, *, source: str, run_id: str, tags: dict[str, str],
                        description: str, model_id: str | None, key: str) -> VersionInfo:
@@ -262,7 +277,7 @@ class MlflowStore:
             return self.client.create_model_version(name, source, run_id, tags=tags,
                                                     description=description, model_id=model_id)
 
-        created = _version_info(self._call(create))
+        created = version_info(self._call(create))
         if self.is_local:
             return created
         found = self.search_versions(by_key)
@@ -287,12 +302,12 @@ class MlflowStore:
         return str(run.info.run_id)
 
     def get_run(self, run_id: str) -> RunRecord:
-        return _run_record(self._call(self.client.get_run, run_id))
+        return run_record(self._call(self.client.get_run, run_id))
 
     def search_runs(self, experiment: str, max_results: int = 10_000) -> list[RunRecord]:
         runs = self._call(self.client.search_runs, [self.experiment_id(experiment)],
                           max_results=max_results)
-        return [_run_record(run) for run in runs]
+        return [run_record(run) for run in runs]
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
         self._call(self.client.set_tag, run_id, key, value)
@@ -361,31 +376,4 @@ class MlflowStore:
     # ------------------------------------------------------------------ artifacts
     def download(self, artifact_uri: str, dst: Path) -> None:
         """Download ``artifact_uri`` (a folder) into ``dst``, resolved against this store."""
-        self._call(_download, artifact_uri, dst, self.tracking_uri)
-
-
-def _download(artifact_uri: str, dst: Path, tracking_uri: str) -> None:
-    import mlflow.artifacts
-
-    mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(dst),
-                                        tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def _model_record(rm: Any) -> ModelRecord:
-    return ModelRecord(rm.name, {a: int(v) for a, v in (rm.aliases or {}).items()},
-                       dict(rm.tags or {}), rm.description or "")
-
-
-def _version_info(mv: Any) -> VersionInfo:
-    tags = dict(mv.tags or {})
-    return VersionInfo(
-        ticker=tags.get("ticker") or mv.name.partition(".")[2], name=mv.name,
-        version=int(mv.version), run_id=mv.run_id, created_at=_ms_to_iso(mv.creation_timestamp),
-        aliases=tuple(mv.aliases or ()), metrics=metric_tags(tags), tags=tags,
-        source=mv.source, status=str(mv.status), description=mv.description or "")
-
-
-def _run_record(run: Any) -> RunRecord:
-    return RunRecord(run.info.run_id, str(run.info.status), int(run.info.start_time or 0),
-                     dict(run.data.params), {k: float(v) for k, v in run.data.metrics.items()},
-                     dict(run.data.tags))
+        self._call(download, artifact_uri, dst, self.tracking_uri)
