@@ -26,7 +26,6 @@ prevented. The checks are vectorised over a head's trees (a few numpy calls).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -264,7 +263,7 @@ def _check_trees(where: str, trees: Sequence[_Tree], n_features: int) -> None:
         return
     left, right, feature = (  # lists (parsed text) in one pass; arrays (a forest) joined
         np.concatenate(parts).astype(np.int64) if isinstance(parts[0], np.ndarray) else
-        np.fromiter(itertools.chain.from_iterable(parts), np.int64, int(sizes.sum()))
+        np.fromiter((v for part in parts for v in part), np.int64, int(sizes.sum()))
         for parts in list(zip(*trees, strict=True))[:3])
     tree_of = np.repeat(np.arange(len(trees)), sizes)
     n_of, start = sizes[tree_of], (np.cumsum(sizes) - sizes)[tree_of]
