@@ -22,6 +22,7 @@ B7  b7_server          50 registrations against the PostgreSQL-backed server
 B8  b8_serve           one-row latency through ``mlflow models serve`` (features, raw trades)
 B9  b9_audit           registered-model search after 500 vs 5 alias moves per ticker
 M1  m1_memory          resident memory of the manager's model cache
+M2  m2_import          peak RSS and time to refuse each hostile bundle of the corpus
 ==  =================  ======================================================
 """
 
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "B8": "b8_serve",
     "B9": "b9_audit",
     "M1": "m1_memory",
+    "M2": "m2_import",
 }
 
 __all__ = ["BENCHMARKS"]
