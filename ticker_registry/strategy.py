@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, load_config
-from .exceptions import ConfigError, ModelNotFoundError, NotTrainedError, TradeDataError
+from .exceptions import (
+    ConfigError,
+    ModelNotFoundError,
+    NotTrainedError,
+    PredictionTimeoutError,
+    TradeDataError,
+)
 from .features import FLOW_TYPES, FeatureSpec, horizon_labels, live_feature_vector
 from .manager_async import TickerModelManager
 from .timestamps import to_epoch_ns
@@ -55,6 +61,9 @@ class StrategySummary:
     ticker: str
     events: int = 0
     predictions: int = 0
+    #: trades with no prediction because a cold load passed ``predict_timeout`` (the load goes
+    #: on in the background; the next trades are predicted once it is cached)
+    timeouts: int = 0
     samples: int = 0
     versions_trained: list[int] = field(default_factory=list)
     production_version: int | None = None
@@ -160,6 +169,9 @@ class OrderFlowTradingStrategy:
             prediction = await self.manager.predict_for_ticker(self.symbol, list(self._window),
                                                                market_data)
         except NotTrainedError:
+            return None
+        except PredictionTimeoutError:
+            self.summary.timeouts += 1
             return None
         self.summary.predictions += 1
         self.last_prediction = prediction
