@@ -4,11 +4,15 @@ The run carries the params (feature spec, hyperparameters, evaluation
 settings), the headline metrics and the per-fold walk-forward figures as
 stepped metrics (step = fold: the UI plots them); the LoggedModel carries the
 same params and headline metrics and holds the pyfunc model directory
-(:mod:`ticker_registry.store.packaging`).
+(:mod:`ticker_registry.store.packaging`). The sha256 of each native model file
+is taken as it is written (:func:`native_digests`); the version records it in
+its tag ``native.sha256`` and ``doctor`` checks the store's copy against it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +22,18 @@ import pandas as pd
 
 from ..model import OrderFlowModel, package_versions
 from ..records import TrainingLineage
-from .packaging import local_artifact_dir, save_pyfunc
+from .packaging import NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
 
 if TYPE_CHECKING:
     from .adapter import MlflowStore
 
-__all__ = ["LoggedTraining", "log_training"]
+__all__ = ["NATIVE_SHA256_TAG", "LoggedTraining", "log_training", "native_digests",
+           "native_sha256_mismatch", "native_sha256_tag"]
+
+#: The version tag holding the sha256 of each native model file (JSON ``{path: hexdigest}``).
+NATIVE_SHA256_TAG = "native.sha256"
+#: MLflow's limit on a model version tag's value.
+_TAG_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,63 @@ class LoggedTraining:
     run_id: str
     model_id: str
     artifact_location: str
+    native_sha256: str = ""
+
+
+def native_digests(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under a native model folder: ``{relative posix path: hex}``.
+
+    The one rule for what :data:`NATIVE_SHA256_TAG` records and ``doctor`` verifies.
+    """
+    folder = Path(folder)
+    digests = {}
+    for file in sorted(folder.rglob("*")):
+        if file.is_file():
+            sha = hashlib.sha256()
+            with file.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    sha.update(block)
+            digests[file.relative_to(folder).as_posix()] = sha.hexdigest()
+    return digests
+
+
+def native_sha256_tag(digests: dict[str, str]) -> str:
+    """The value of :data:`NATIVE_SHA256_TAG` for ``digests``: the JSON of the per-file digests,
+    or, should it not fit MLflow's 5000 characters, ``{"*": one digest over the sorted pairs}``."""
+    text = json.dumps(digests, sort_keys=True, separators=(",", ":"))
+    if len(text) <= _TAG_LIMIT:
+        return text
+    return json.dumps({"*": _combined_digest(digests)})
+
+
+def native_sha256_mismatch(folder: Path, tag: str) -> str:
+    """How the native files in ``folder`` differ from their :data:`NATIVE_SHA256_TAG`; "" if alike.
+
+    Raises
+    ------
+    ValueError
+        ``tag`` is not a value :func:`native_sha256_tag` writes.
+    """
+    expected = json.loads(tag)
+    if not isinstance(expected, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+        raise ValueError(f"{NATIVE_SHA256_TAG} {tag[:80]!r} is not a JSON object of digests")
+    actual = native_digests(folder)
+    if set(expected) == {"*"}:
+        return "" if _combined_digest(actual) == expected["*"] else \
+            "native files differ from their sha256 recorded at registration"
+    missing = sorted(set(expected) - set(actual))
+    changed = sorted(k for k in expected if k in actual and actual[k] != expected[k])
+    extra = sorted(set(actual) - set(expected))
+    parts = [f"{label} {', '.join(names)}" for label, names in
+             (("missing", missing), ("sha256 differs", changed), ("unexpected", extra)) if names]
+    return f"native files differ from registration: {'; '.join(parts)}" if parts else ""
+
+
+def _combined_digest(digests: dict[str, str]) -> str:
+    """One sha256 over the sorted ``(path, digest)`` pairs (the fallback of a long tag)."""
+    return hashlib.sha256("\n".join(f"{k}\t{digests[k]}" for k in sorted(digests))
+                          .encode()).hexdigest()
 
 
 def training_params(ticker: str, model: OrderFlowModel) -> dict[str, str]:
@@ -75,9 +142,11 @@ def log_training(store: MlflowStore, experiment: str, ticker: str, model: OrderF
     local = local_artifact_dir(location)
     if local is not None:  # embedded store: write in place rather than save + copy
         save_pyfunc(model, local, **identity)
+        digests = native_digests(local / NATIVE_SUBDIR)
     else:
         with tempfile.TemporaryDirectory(prefix="ticker-registry-model-") as tmp:
             save_pyfunc(model, Path(tmp) / "model", **identity)
+            digests = native_digests(Path(tmp) / "model" / NATIVE_SUBDIR)
             store.upload_logged_model(model_id, Path(tmp) / "model")
     store.finalize_logged_model(model_id)
-    return LoggedTraining(run_id, model_id, location)
+    return LoggedTraining(run_id, model_id, location, native_sha256_tag(digests))
