@@ -100,7 +100,12 @@ class Context:
         return f"sqlite:///{directory / 'mlflow.db'}"
 
     def require_store(self) -> None:
-        """Refuse, in one line, to read an embedded store that does not exist."""
+        """Refuse, in one line, to read an embedded store that does not exist or is damaged.
+
+        Damaged: empty, not an SQLite database, failing SQLite's quick check, or without
+        MLflow's registry tables (:func:`ticker_registry.doctor.sqlite_store_problem`).
+        MLflow would otherwise create its tables in such a file and show it empty.
+        """
         uri = self.store_uri()
         if not uri.startswith("sqlite:///"):
             return  # a server or another database: reading it creates nothing here
@@ -110,13 +115,14 @@ class Context:
                 f"no model store at {redact_uri(uri)}: nothing to read. Create one with "
                 "`ticker-registry train --ticker T --trades FILE` (or `ticker-registry demo`), or "
                 "point --models-dir / --tracking-uri at an existing store")
-        with path.open("rb") as head:
-            magic = head.read(16)
-        if magic != b"SQLite format 3\x00":
+        from ..doctor import sqlite_store_problem
+
+        problem = sqlite_store_problem(path, thorough=False)
+        if problem:
             raise CliError(
-                f"the model store {redact_uri(uri)} is damaged: {path.name} is "
-                f"{'empty' if not magic else 'not an SQLite database'} ({path.stat().st_size} "
-                "bytes); restore it from a backup (nothing was read or changed)")
+                f"the model store {redact_uri(uri)} is damaged: {problem}; restore it from a "
+                "backup, or point --models-dir / --tracking-uri at the model store (nothing "
+                "was read or changed)")
 
 
 pass_context = click.make_pass_decorator(Context)

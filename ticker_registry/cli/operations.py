@@ -152,9 +152,12 @@ def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None, dry_run
 @format_option
 @pass_context
 def doctor(ctx: Context, repair: bool, fmt: str) -> None:
-    """Find broken versions and aliases, orphan runs, stale batches and locks.
+    """Find a damaged store, broken versions and aliases, alias moves missing from the audit
+    trail, orphan runs, stale batches, locks and leases.
 
-    Exits 1 when problems remain (found without --repair, or not repairable).
+    Each version's native files are downloaded from the store and checked against the
+    sha256 recorded at registration. Exits 1 when problems remain (found without
+    --repair, or not repairable).
 
     \b
     Example:
@@ -166,6 +169,9 @@ def doctor(ctx: Context, repair: bool, fmt: str) -> None:
     else:
         emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
     open_ = [f for f in findings if not f.action]
+    if any(f.kind == "store_damaged" for f in open_):
+        raise CliError("the model store is damaged (see above): restore it from a backup; "
+                       "doctor repairs nothing in a damaged store")
     if open_:
         raise CliError(f"{len(open_)} problem(s) found; run `ticker-registry doctor --repair` "
                        "to fix what can be fixed safely")
