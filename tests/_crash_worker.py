@@ -12,6 +12,9 @@ a process killed at that instant leaves behind). POINT is one of:
 ``after_version``    ``create_model_version`` returned; nothing else happened yet
 ``before_alias``     the gate decided and tagged the version; the alias is about
                      to move (``set_registered_model_alias``)
+``before_audit``     instead of retraining: ``promote`` version 2 to production; the
+                     alias has moved and its audit entry is about to be written
+                     (``AuditTrail.append``)
 
 The worker prints ``armed`` once the hook is in place and ``reached POINT``
 just before it kills itself; ``finished`` means the point was never reached.
@@ -29,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import ticker_registry.model  # noqa: E402
 from ticker_registry import SyncTickerModelManager  # noqa: E402
+from ticker_registry.audit import AuditTrail  # noqa: E402
 
 from conftest import QUICK  # noqa: E402
 
-POINTS = ("mid_fit", "before_version", "after_version", "before_alias")
+POINTS = ("mid_fit", "before_version", "after_version", "before_alias", "before_audit")
 
 
 def die(point: str) -> None:
@@ -52,6 +56,16 @@ def arm(manager: SyncTickerModelManager, point: str) -> None:
             return real_train_head(*args, **kwargs)
 
         ticker_registry.model.train_head = train_head
+        return
+    if point == "before_audit":
+        real_append = AuditTrail.append
+
+        def append(self: AuditTrail, model: Any, ticker: str, **fields: Any) -> Any:
+            if fields.get("action") == "promote":
+                die(point)
+            return real_append(self, model, ticker, **fields)
+
+        AuditTrail.append = append  # type: ignore[method-assign]
         return
     client = manager.registry.store.client
     if point in ("before_version", "after_version"):
@@ -83,6 +97,10 @@ def main(argv: list[str]) -> None:
                                      auto_retrain=False)
     arm(manager, point)
     print("armed", flush=True)
+    if point == "before_audit":
+        manager.promote(ticker, 2)
+        print("finished", flush=True)
+        return
     outcome = manager.retrain(ticker)
     print("finished", outcome, flush=True)
 

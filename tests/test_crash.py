@@ -16,6 +16,11 @@ parent then checks what a restarted process finds:
   idempotency key) and the promotion gate ends up applied and consistent with
   the audit trail.
 
+A promotion killed between moving the alias and writing its audit entry leaves the
+alias moved and the trail one move short: ``doctor`` reports the divergence,
+``rollback`` still returns to the version served before, and ``repair`` records the
+lost move.
+
 The "sample survives a SIGKILL right after add_training_sample" case lives in
 ``test_manager.py::test_samples_survive_sigkill``.
 """
@@ -39,6 +44,7 @@ from ticker_registry import (
     SyncTickerModelManager,
     build_training_set,
 )
+from ticker_registry.audit import divergences
 from ticker_registry.doctor import diagnose
 from ticker_registry.model import PREDICTION_COLUMNS
 from ticker_registry.records import TrainingLineage
@@ -223,4 +229,38 @@ def test_doctor_frees_a_dead_trainers_lease(tmp_path, saved):
     assert "stale_lease" in found
     outcome = manager.retrain(TICKER)  # today: None, "another process is training"
     assert outcome is not None and outcome.created
+    manager.close()
+
+
+@pytest.mark.parametrize("order", ["repair_then_rollback", "rollback_then_repair"])
+def test_promotion_killed_before_its_audit_entry(tmp_path, saved, monkeypatch, order):
+    manager = _store(tmp_path, saved)
+    registry = manager.registry
+    model = OrderFlowModel.load(saved[0])
+    registry.register(TICKER, model, idempotency_key="v2-to-promote",
+                      lineage=TrainingLineage(n_samples=4000))
+    trail_before = registry.audit_trail(TICKER)
+
+    _crash(tmp_path, "before_audit")
+
+    # the alias moved, its audit entry never came
+    assert registry.production_version(TICKER) == 2
+    assert registry.audit_trail(TICKER) == trail_before
+    assert divergences(trail_before, registry.model(TICKER).aliases) == {"production": (1, 2)}
+    found = manager.doctor()  # no grace period: the lost entry is certain at once
+    assert [(f.kind, f.ticker, f.action) for f in found] == [
+        ("alias_audit_divergence", TICKER, "")], found
+
+    if order == "repair_then_rollback":
+        repaired = diagnose(manager, repair=True, grace_s=0)
+        assert [(f.kind, f.action) for f in repaired] == [
+            ("alias_audit_divergence", "recorded the move v1 -> v2 in the trail")]
+        assert divergences(registry.audit_trail(TICKER), registry.model(TICKER).aliases) == {}
+    event = manager.rollback(TICKER)
+    assert (event.from_version, event.to_version) == (2, 1)  # back to what served before
+    if order == "rollback_then_repair":
+        diagnose(manager, repair=True, grace_s=0)
+    assert divergences(registry.audit_trail(TICKER), registry.model(TICKER).aliases) == {}
+    assert diagnose(manager, grace_s=0) == []
+    assert_production_loads(manager, monkeypatch, 1)
     manager.close()
