@@ -26,15 +26,15 @@ prevented. The checks are vectorised over a head's trees (a few numpy calls).
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from .exceptions import ModelFormatError
+from .tree_check import MAX_TREE_NODES, check_lgb_trees, check_rf_trees, check_xgb_trees
 
 __all__ = ["HEAD_SUFFIX", "MAX_TREE_NODES", "SKOPS_TRUSTED", "Head", "load_head", "skops_trusted",
            "train_head"]
@@ -236,138 +236,16 @@ def _load_rf(path: Path, n_classes: int, n_jobs: int) -> _RFHead:
     return _RFHead(estimator, n_classes)
 
 
-# --------------------------------------------------------------------------- verification
-#: Most nodes one tree may have: far above what the hyperparameter bounds can grow
-#: (xgboost depth <= 16, lightgbm <= 4096 leaves) and what a default forest holds.
-MAX_TREE_NODES = 1 << 20
-
-_LGB_KEYS = frozenset({"num_leaves", "num_cat", "split_feature", "left_child", "right_child"})
-#: One tree as flat node arrays: left and right child (-1 for a leaf), split feature, node count.
-_Tree = tuple[Sequence[int], Sequence[int], Sequence[int], int]
-
-
-def _check_trees(where: str, trees: Sequence[_Tree], n_features: int) -> None:
-    """Every tree can be walked from its root: children in range, one parent each, no cycle.
-
-    With every node but the root the child of exactly one node (the root of none),
-    following children from the root can never come back to a node.
-    """
-    sizes = np.array([t[3] for t in trees], dtype=np.int64)
-    for i, (lefts, rights, features, n) in enumerate(trees):
-        if not len(lefts) == len(rights) == len(features) == n >= 1:
-            raise ModelFormatError(f"{where} tree {i}: node arrays disagree on the node count {n}")
-        if n > MAX_TREE_NODES:
-            raise ModelFormatError(f"{where} tree {i}: {n:,} nodes; a tree of ours has at most "
-                                   f"{MAX_TREE_NODES:,}")
-    if not trees:
-        return
-    left, right, feature = (  # lists (parsed text) in one pass; arrays (a forest) joined
-        np.concatenate(parts).astype(np.int64) if isinstance(parts[0], np.ndarray) else
-        np.fromiter((v for part in parts for v in part), np.int64, int(sizes.sum()))
-        for parts in list(zip(*trees, strict=True))[:3])
-    tree_of = np.repeat(np.arange(len(trees)), sizes)
-    n_of, start = sizes[tree_of], (np.cumsum(sizes) - sizes)[tree_of]
-
-    def first_bad(bad: np.ndarray, what: str) -> None:
-        if bad.any():
-            raise ModelFormatError(f"{where} tree {tree_of[int(np.argmax(bad))]}: {what}")
-
-    inner = left != -1
-    first_bad(inner != (right != -1), "a node has only one child")
-    first_bad(inner & ((left <= 0) | (left >= n_of) | (right <= 0) | (right >= n_of)),
-              "a child index is out of range")
-    first_bad(inner & ((feature < 0) | (feature >= n_features)),
-              f"a split feature index is out of range (0..{n_features - 1})")
-    children = np.concatenate([(left + start)[inner], (right + start)[inner]])
-    parents = np.bincount(children, minlength=len(left))
-    first_bad(parents != (np.arange(len(left)) != start), "the nodes do not form a tree (a node is "
-              "the child of several nodes, of none, or the root is a child: a cycle)")
-
-
-def _check_xgb_trees(path: Path, n_features: int | None, n_classes: int,
-                     booster: Any = None) -> None:
-    """Check the trees of the XGBoost model at ``path`` (or of ``booster``, loaded from it)."""
-    if booster is None:
-        booster = _load_xgb(path, n_classes, 1).booster
-    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
-    params = learner["learner_model_param"]
-    declared = int(params["num_feature"])
-    if declared != (declared if n_features is None else n_features):
-        raise ModelFormatError(f"{path.name}: {declared} features; ours have {n_features}")
-    if int(params.get("num_class", "0")) != n_classes:
-        raise ModelFormatError(f"{path.name}: {params.get('num_class')} classes; expected "
-                               f"{n_classes}")
-    gbm = learner["gradient_booster"]
-    model = gbm["model"] if "model" in gbm else gbm["gbtree"]["model"]
-    for i, tree in enumerate(model["trees"]):
-        if any(int(t) != 0 for t in tree.get("split_type", [])):
-            raise ModelFormatError(f"{path.name} tree {i}: categorical splits are not ours")
-    _check_trees(path.name, [(t["left_children"], t["right_children"], t["split_indices"],
-                              int(t["tree_param"]["num_nodes"])) for t in model["trees"]], declared)
-
-
-def _check_lgb_trees(path: Path, n_features: int | None, text: str | None = None) -> None:
-    """Check the trees of the LightGBM model file at ``path`` (or ``text``, the loaded booster's
-    ``model_to_string()``: what LightGBM parsed, so no parser difference can slip past).
-
-    Inner nodes are 0..n-1 and leaf k is child ``~k``; leaves become nodes n..n+leaves-1
-    here, so "each leaf is reached once" is the one-parent rule.
-    """
-    text = path.read_text(encoding="utf-8") if text is None else text
-    header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
-    for line in text.split("end of trees", 1)[0].splitlines():
-        key, sep, value = line.partition("=")
-        if key == "Tree":
-            trees.append({})
-        elif sep and (key in _LGB_KEYS if trees else True):
-            (trees[-1] if trees else header)[key] = value
-    declared = int(header.get("max_feature_idx", "-1")) + 1
-    if declared != (n_features or max(declared, 1)):
-        raise ModelFormatError(f"{path.name}: max_feature_idx {header.get('max_feature_idx')}; "
-                               f"ours is {(n_features or 1) - 1}")
-    unified: list[_Tree] = []
-    for i, tree in enumerate(trees):
-        leaves = int(tree["num_leaves"])
-        if int(tree.get("num_cat", "0")) != 0:
-            raise ModelFormatError(f"{path.name} tree {i}: categorical splits are not ours")
-        if leaves < 2:
-            continue
-        n = leaves - 1
-        left, right, feature = ([int(x) for x in tree[k].split()] for k in
-                                ("left_child", "right_child", "split_feature"))
-        if not len(left) == len(right) == len(feature) == n:
-            raise ModelFormatError(f"{path.name} tree {i}: node arrays disagree with num_leaves")
-        if any(c < 0 and ~c >= leaves for c in left + right):
-            raise ModelFormatError(f"{path.name} tree {i}: a child index is out of range")
-        unified.append(([c if c >= 0 else n + ~c for c in left] + [-1] * leaves,
-                        [c if c >= 0 else n + ~c for c in right] + [-1] * leaves,
-                        feature + [-1] * leaves, n + leaves))
-    _check_trees(path.name, unified, declared)
-
-
-def _check_rf_trees(estimator: Any, head: str, n_features: int | None) -> None:
-    """Check the trees of a loaded scikit-learn forest (``head`` names it in messages)."""
-    declared = int(getattr(estimator, "n_features_in_", 0))
-    if declared < 1 or declared != (n_features or declared):
-        raise ModelFormatError(f"{head}: the forest expects {declared} features")
-    trees = [e.tree_ for e in estimator.estimators_]
-    if any(len(tree.value) != tree.node_count for tree in trees):
-        raise ModelFormatError(f"{head}: a tree's node arrays disagree on the node count")
-    _check_trees(head, [(t.children_left, t.children_right, t.feature, int(t.node_count))
-                        for t in trees], declared)
-
-
 _TRAIN: dict[str, Callable[..., Head]] = {"xgboost": _train_xgb, "lightgbm": _train_lgb,
                                           "random_forest": _train_rf}
 _LOAD: dict[str, Callable[..., Head]] = {"xgboost": _load_xgb, "lightgbm": _load_lgb,
                                          "random_forest": _load_rf}
 #: The load-time tree checks, on the head just loaded from ``path``.
 _VERIFY: dict[str, Callable[[Any, Path, int], None]] = {
-    "xgboost": lambda head, path, n_classes: _check_xgb_trees(path, None, n_classes, head.booster),
-    "lightgbm": lambda head, path, n_classes: _check_lgb_trees(path, None,
-                                                               head.booster.model_to_string()),
-    "random_forest": lambda head, path, n_classes: _check_rf_trees(head.estimator, path.name, None),
+    "xgboost": lambda head, path, n_classes: check_xgb_trees(path, None, n_classes, head.booster),
+    "lightgbm": lambda head, path, n_classes: check_lgb_trees(path, None,
+                                                              head.booster.model_to_string()),
+    "random_forest": lambda head, path, n_classes: check_rf_trees(head.estimator, path.name, None),
 }
 
 

@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree_check
 from ..exceptions import ModelFormatError
+from ..tree_check import Tree
 from .limits import (
     MAX_LGB_LINE_BYTES,
     MAX_SKOPS_DIRECTORY_BYTES,
@@ -44,71 +46,18 @@ from .manifest import MAX_COMPRESSION_RATIO, MAX_MEMBER_BYTES, RATIO_GRACE_BYTES
 __all__ = ["check_lgb_file", "check_rf_forest", "check_skops_file", "check_tree_arrays",
            "check_xgb_file"]
 
-#: One tree as flat node arrays: left child, right child (-1: a leaf), split feature.
-Tree = tuple[Any, Any, Any]
 _XGB_NODE_ARRAYS = ("left_children", "right_children", "parents", "split_indices",
                     "split_conditions", "default_left", "base_weights", "loss_changes",
                     "sum_hessian")
 
 
 def check_tree_arrays(where: str, trees: Sequence[Tree], n_features: int, model_type: str) -> None:
-    """Every tree is a tree we could have grown: the checks of the module docstring.
-
-    All trees are checked at once (a handful of numpy calls per tree level).
-    """
-    if len(trees) > MAX_TREES[model_type]:
-        raise ModelFormatError(f"{where}: {len(trees):,} trees; a {model_type} head of ours has "
-                               f"at most {MAX_TREES[model_type]:,} (MAX_TREES)")
-    if not trees:
-        return
-    max_nodes = MAX_TREE_NODES[model_type]
-    arrays = []
-    for i, (left, right, feature) in enumerate(trees):
-        n = len(left)
-        if n > max_nodes:
-            raise ModelFormatError(f"{where} tree {i}: {n:,} nodes; a {model_type} tree of ours "
-                                   f"has at most {max_nodes:,} (MAX_TREE_NODES)")
-        if not 1 <= n == len(right) == len(feature):
-            raise ModelFormatError(f"{where} tree {i}: node arrays disagree on the node count {n}")
-        arrays.append([np.asarray(a, dtype=np.int64) for a in (left, right, feature)])
-    sizes = np.array([len(a[0]) for a in arrays], dtype=np.int64)
-    starts = np.cumsum(sizes) - sizes
-    tree_of = np.repeat(np.arange(len(trees)), sizes)
-    n_of, start_of = sizes[tree_of], starts[tree_of]
-    left, right, feature = (np.concatenate([a[k] for a in arrays]) for k in range(3))
-
-    def refuse_first(bad: np.ndarray, what: str) -> None:
-        if bad.any():
-            raise ModelFormatError(f"{where} tree {int(tree_of[int(np.argmax(bad))])}: {what}")
-
-    inner = left != -1
-    refuse_first(inner != (right != -1), "a node has only one child")
-    refuse_first(inner & ((left <= 0) | (left >= n_of) | (right <= 0) | (right >= n_of)),
-                 "a child index is out of range")
-    refuse_first(inner & ((feature < 0) | (feature >= n_features)),
-                 f"a split feature index is out of range (0..{n_features - 1})")
-    gleft, gright = left + start_of, right + start_of  # global node numbers
-    parents = np.bincount(np.concatenate([gleft[inner], gright[inner]]), minlength=len(left))
-    refuse_first(parents != (np.arange(len(left)) != start_of), "the nodes do not form a tree "
-                 "(a node is the child of several nodes, of none, or the root is a child: a cycle)")
-    # Walk down from every root at once, one level a step: depth, and what is reachable.
-    reached = np.zeros(len(left), dtype=bool)
-    frontier = starts
-    depth = 0
-    while frontier.size:
-        reached[frontier] = True
-        split = frontier[inner[frontier]]
-        frontier = np.concatenate([gleft[split], gright[split]])
-        if frontier.size:
-            depth += 1
-            if depth > MAX_TREE_DEPTH[model_type]:
-                raise ModelFormatError(
-                    f"{where} tree {int(tree_of[frontier[0]])}: deeper than "
-                    f"{MAX_TREE_DEPTH[model_type]} (MAX_TREE_DEPTH), the deepest tree a "
-                    f"{model_type} head of ours can grow")
-            if reached[frontier].any():  # cannot happen after the one-parent rule; never loop
-                raise ModelFormatError(f"{where}: a cycle reachable from a root")
-    refuse_first(~reached, "nodes unreachable from the root (a detached cycle or stray nodes)")
+    """Every tree is a tree we could have grown (:func:`ticker_registry.tree_check.check_tree_arrays`
+    with the limits of ``model_type``: :data:`MAX_TREES`, :data:`MAX_TREE_NODES`,
+    :data:`MAX_TREE_DEPTH`)."""
+    tree_check.check_tree_arrays(where, trees, n_features, max_trees=MAX_TREES[model_type],
+                            max_nodes=MAX_TREE_NODES[model_type],
+                            max_depth=MAX_TREE_DEPTH[model_type], kind=model_type)
 
 
 # --------------------------------------------------------------------------- xgboost
