@@ -157,3 +157,14 @@ def test_cli_train_on_a_full_disk_prints_one_line(tmp_path, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("Error: no space left on the disk"), result.output
     assert "bytes" in lines[0] and "run again" in lines[0]
     assert leftovers(tmp_path) == []
+    # nothing half-written in the artifact store: the LoggedModel's folder is gone, and the
+    # run and LoggedModel are marked FAILED (no version was registered)
+    artifacts = tmp_path / "store" / "mlartifacts"
+    assert [p for p in artifacts.rglob("*") if p.is_file()] == []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ticker-registry/order_flow")
+                               .experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert client.search_model_versions("name='order_flow.ETHUSDT'") == []

@@ -100,12 +100,15 @@ def promote(registry: VersionCatalog, ticker: str, version: int, *, to: str | No
         if current != expected:
             raise _conflict(alias, ticker, current, expected)
         registry.store.set_alias(state.name, alias, int(version))
-        if alias == cfg.production_alias and action != "gate" \
-                and state.aliases.get(cfg.staging_alias) == int(version):
-            registry.store.delete_alias(state.name, cfg.staging_alias)
         event = registry.audit.append(state, ticker, action=action, alias=alias,
                                       from_version=current, to_version=int(version),
                                       reason=reason)
+        if alias == cfg.production_alias and action != "gate" \
+                and state.aliases.get(cfg.staging_alias) == int(version):
+            registry.store.delete_alias(state.name, cfg.staging_alias)
+            registry.audit.append(state, ticker, action=action, alias=cfg.staging_alias,
+                                  from_version=int(version), to_version=None,
+                                  reason=f"v{version} is now {alias}")
         if cfg.mirror_stages:
             stage = "Production" if alias == cfg.production_alias else "Staging"
             registry.store.mirror_stage(state.name, int(version), stage)

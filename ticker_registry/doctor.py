@@ -229,7 +229,8 @@ def _audit_divergences(registry: Any, repair: bool) -> list[Finding]:
 
 def _lost_moves(registry: Any, state: Any) -> dict[str, tuple[int | None, int | None]]:
     """:func:`~ticker_registry.audit.divergences` of ``state``, less the staging alias that
-    promoting its version to production takes away without an audit entry (aliases.promote)."""
+    promoting its version to production took away without an audit entry in trails written
+    before that removal was recorded (aliases.promote records it now)."""
     cfg = registry.config
     events = registry.audit.events(state)
     found = divergences(events, state.aliases)

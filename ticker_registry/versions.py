@@ -41,10 +41,13 @@ from .store import DEFAULT_MODELS_DIR, MlflowStore, resolve_tracking_uri
 from .store.runs import log_training
 from .tickers import normalize_ticker
 
-__all__ = ["VersionCatalog"]
+__all__ = ["REGISTRY_TAGS", "REGISTRY_TAG_PREFIXES", "VersionCatalog"]
 
 KIND = "order_flow_model"
 _KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: Version tags the registry computes (and prefixes of those): ``extra_tags`` may not replace them.
+REGISTRY_TAGS = frozenset({"ticker", "idempotency_key", "model_type", "created_at", "model_id"})
+REGISTRY_TAG_PREFIXES = ("metric.", "skill.", "serving.", "totals.", "lineage.", "gate.", "native.")
 
 
 def _check_key(key: object) -> str:
@@ -149,6 +152,11 @@ class VersionCatalog:
         """
         model._check_fitted()
         _check_key(idempotency_key)
+        clash = sorted(k for k in extra_tags or {}
+                       if k in REGISTRY_TAGS or k.startswith(REGISTRY_TAG_PREFIXES))
+        if clash:
+            raise InvalidArgumentError(f"extra_tags {clash[:5]} would replace tags the registry "
+                                       "writes itself; give them other names (e.g. 'source.*')")
         ticker = normalize_ticker(ticker)
         name = self.model_name(ticker)
         existing = self.find_by_idempotency_key(ticker, idempotency_key)

@@ -18,6 +18,7 @@ from ..gate import decision_tags
 from ..model import OrderFlowModel, package_versions
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
+from ..versions import REGISTRY_TAG_PREFIXES, REGISTRY_TAGS
 from .check import check_in_subprocess
 from .keys import first_bad_key, metrics_problem
 from .manifest import BundleManifest
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ticker_registry.bundle")  # the package's logger, as before the split
 
 #: Version tags the importing registry computes itself; a source value is kept as ``source.<key>``.
-_OWN_TAGS = ("idempotency_key", "ticker", "created_at", "model_type", "imported_from", "model_id")
-_OWN_TAG_PREFIXES = ("metric.", "skill.", "serving.", "totals.", "native.", "gate.", "import.",
-                     "source.")
+#: Tags a bundle may not set on the version it becomes (kept as ``source.<key>`` instead).
+_OWN_TAGS = (*REGISTRY_TAGS, "imported_from")
+_OWN_TAG_PREFIXES = (*REGISTRY_TAG_PREFIXES, "import.", "source.")
 
 
 @dataclass(frozen=True)

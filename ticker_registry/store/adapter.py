@@ -354,8 +354,8 @@ class MlflowStore:
     def upload_logged_model(self, model_id: str, local_dir: Path) -> None:
         self._call(self.client.log_model_artifacts, model_id, str(local_dir))
 
-    def finalize_logged_model(self, model_id: str) -> None:
-        self._call(self.client.finalize_logged_model, model_id, "READY")
+    def finalize_logged_model(self, model_id: str, status: str = "READY") -> None:
+        self._call(self.client.finalize_logged_model, model_id, status)
 
     def link_logged_model(self, model_id: str, name: str, version: int) -> None:
         """List a version on its LoggedModel, as MLflow's tracking server does itself (the

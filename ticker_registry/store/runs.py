@@ -11,8 +11,10 @@ its tag ``native.sha256`` and ``doctor`` checks the store's copy against it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,13 +142,23 @@ def log_training(store: MlflowStore, experiment: str, ticker: str, model: OrderF
             store.log_artifacts(run_id, Path(tmp) / "plots", "plots")
     identity = {"model_id": model_id, "run_id": run_id, "artifact_uri": location}
     local = local_artifact_dir(location)
-    if local is not None:  # embedded store: write in place rather than save + copy
-        save_pyfunc(model, local, **identity)
-        digests = native_digests(local / NATIVE_SUBDIR)
-    else:
-        with tempfile.TemporaryDirectory(prefix="ticker-registry-model-") as tmp:
-            save_pyfunc(model, Path(tmp) / "model", **identity)
-            digests = native_digests(Path(tmp) / "model" / NATIVE_SUBDIR)
-            store.upload_logged_model(model_id, Path(tmp) / "model")
+    try:
+        if local is not None:  # embedded store: write in place rather than save + copy
+            save_pyfunc(model, local, **identity)
+            digests = native_digests(local / NATIVE_SUBDIR)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ticker-registry-model-") as tmp:
+                save_pyfunc(model, Path(tmp) / "model", **identity)
+                digests = native_digests(Path(tmp) / "model" / NATIVE_SUBDIR)
+                store.upload_logged_model(model_id, Path(tmp) / "model")
+    except BaseException:
+        # a full disk, an interrupt: no half-written model stays behind, and the run and
+        # LoggedModel say FAILED (doctor and `mlflow gc` know what to do with them)
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            store.finalize_logged_model(model_id, "FAILED")
+            store.finish_run(run_id, "FAILED")
+        raise
     store.finalize_logged_model(model_id)
     return LoggedTraining(run_id, model_id, location, native_sha256_tag(digests))
