@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_trades
 from ticker_registry import SyncTickerModelManager
+
+from conftest import make_trades
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None,
