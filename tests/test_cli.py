@@ -146,13 +146,13 @@ WRONG = [
     (["train", "--ticker", "ETHUSDT", "--trades", "/nonexistent/trades.csv"], 1,
      "does not exist"),
     (["train", "--ticker", "ETHUSDT"], 2, "give the trades"),
-    (["train", "--trades", "x.csv"], 2, "give --ticker"),
+    (["train", "--trades", "x.csv"], 2, "give the TICKER"),
     (["train", "--ticker", "ETHUSDT", "--tickers", "BTCUSDT", "--trades", "x.csv"], 2,
      "one ticker"),
     (["preload"], 2, "give the tickers"),
     (["cleanup", "--keep-last", "0"], 1, "keep_last"),
     (["export", "--ticker", "ETHUSDT"], 2, "--file"),
-    (["export", "--all"], 2, "--dir"),
+    (["export", "--all"], 2, "--out-dir"),
     (["import", "--file", "/nonexistent/bundle"], 1, "bundle"),
     (["nosuchcommand"], 2, "No such command"),
 ]
@@ -218,14 +218,14 @@ def test_every_command_runs_as_a_subprocess(tmp_path):
     base = [_console_script(), "--models-dir", str(tmp_path / "store"), "--config", str(config)]
     bundle = tmp_path / "eth.trbundle"
     steps = [
-        ["train", "--ticker", "ETHUSDT", "--trades", str(trades)],
-        ["train", "--ticker", "BTCUSDT", "--trades", str(trades)],
+        ["train", "ETHUSDT", "--trades", str(trades)],
+        ["train", "BTCUSDT", "--trades", str(trades)],
         ["status", "--format", "csv"], ["metadata"], ["versions", "ETHUSDT"],
-        ["best", "-n", "2"], ["export", "--ticker", "ETHUSDT", "--file", str(bundle)],
-        ["import", "--file", str(bundle), "--as-ticker", "SOLUSDT"],
-        ["compare", "SOLUSDT", "1", "1"], ["promote", "SOLUSDT", "1", "--to", "staging"],
-        ["promote", "SOLUSDT", "1"], ["export", "--all", "--dir", str(tmp_path / "backup")],
-        ["preload", "ETHUSDT,BTCUSDT"], ["cleanup", "--dry-run"], ["doctor"],
+        ["best", "-n", "2"], ["export", "ETHUSDT", "--file", str(bundle)],
+        ["import", "SOLUSDT", "--file", str(bundle)], ["history", "SOLUSDT"],
+        ["compare", "SOLUSDT", "1", "1"], ["promote", "SOLUSDT", "1", "--alias", "staging"],
+        ["promote", "SOLUSDT", "1"], ["export", "--all", "--out-dir", str(tmp_path / "backup")],
+        ["preload", "ETHUSDT", "BTCUSDT"], ["cleanup", "--dry-run"], ["doctor"],
         ["report", "--out", str(tmp_path / "report.html")], ["ui", "--help"],
     ]
     for args in steps:

@@ -176,7 +176,7 @@ class SyncTickerModelManager(RegistryOperations):
             raise NotTrainedError(
                 f"{entry.ticker} has no trained model yet; it trains automatically after "
                 f"{self.config.min_training_samples} samples, or run "
-                f"`ticker-registry train --ticker {entry.ticker} --trades FILE`")
+                f"`ticker-registry train {entry.ticker} --trades FILE`")
         vector = live_feature_vector(order_events, market_data, model.spec_)
         raw = model.predict_matrix(vector.reshape(1, -1))[0]
         stale = bool(self.config.max_model_age and entry.created_at

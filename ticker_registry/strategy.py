@@ -83,7 +83,7 @@ class OrderFlowTradingStrategy:
         chosen = symbol or self.config.symbol
         if not chosen:
             raise ConfigError("the strategy needs a symbol: set `symbol:` in its config "
-                              "or pass --ticker")
+                              "or give the TICKER (`run-strategy TICKER --trades FILE`, or symbol=)")
         self.symbol: str = chosen
         # None while an 'auto' large-order threshold waits for the ticker's first trades
         self.spec: FeatureSpec | None = (None if self.config.large_order_threshold == "auto"

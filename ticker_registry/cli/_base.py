@@ -39,8 +39,46 @@ class CliError(click.ClickException):
     exit_code = 1
 
 
+#: Options of the group that may also be given after the command (they are moved before it).
+_GLOBAL_WITH_VALUE = ("--tracking-uri", "--config", "--models-dir")
+_GLOBAL_FLAGS = ("-q", "--quiet", "--verbose")
+
+
+def _hoist_global_options(args: list[str], commands: Mapping[str, Any]) -> list[str]:
+    """``ticker-registry status --models-dir D`` as ``ticker-registry --models-dir D status``."""
+    position, i = None, 0
+    while i < len(args):  # the command: the first word that is not a group option's value
+        if args[i] in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if args[i] in commands:
+            position = i
+            break
+        i += 1
+    if position is None:
+        return args
+    head, rest, moved = args[:position], [], []
+    tail = iter(args[position + 1:])
+    for token in tail:
+        if token == "--":
+            rest += [token, *tail]
+            break
+        if token in _GLOBAL_WITH_VALUE:
+            moved += [token, next(tail, "")]
+        elif token.startswith(tuple(f"{o}=" for o in _GLOBAL_WITH_VALUE)) \
+                or token in _GLOBAL_FLAGS or (len(token) > 1 and token.strip("v") == "-"):
+            moved.append(token)
+        else:
+            rest.append(token)
+    return [*head, *moved, args[position], *rest]
+
+
 class _Group(click.Group):
-    """A group that turns library errors into one-line messages, never a traceback."""
+    """A group that turns library errors into one-line messages, never a traceback, and takes
+    its global options before or after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(list(args), self.commands))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -113,7 +151,7 @@ class Context:
         if not path.is_file():
             raise CliError(
                 f"no model store at {redact_uri(uri)}: nothing to read. Create one with "
-                "`ticker-registry train --ticker T --trades FILE` (or `ticker-registry demo`), or "
+                "`ticker-registry train TICKER --trades FILE` (or `ticker-registry demo`), or "
                 "point --models-dir / --tracking-uri at an existing store")
         from ..doctor import sqlite_store_problem
 
@@ -150,11 +188,17 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
         models_dir: str | None, verbose: int, quiet: bool) -> None:
     """Train, version, serve and manage one order-flow model per ticker, in MLflow.
 
+    One grammar: the ticker is an argument (`versions ETHUSDT`, `train ETHUSDT BTCUSDT
+    ...`), files are --trades FILE / --file FILE, aliases --alias; the options above
+    may also follow the command. Exit codes: 0 done, 1 the command failed (one line
+    `Error: ...`), 2 the command line is wrong.
+
     \b
-    Example:
+    Examples:
       ticker-registry demo
-      ticker-registry train --ticker XRPETH --trades XRPETH-aggTrades-2019-10.zip
+      ticker-registry train XRPETH --trades XRPETH-aggTrades-2019-10.zip
       ticker-registry status --format json
+      ticker-registry versions XRPETH --models-dir /srv/models
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

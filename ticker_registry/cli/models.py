@@ -33,39 +33,41 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
-@click.option("--ticker", "tickers", multiple=True, metavar="T",
-              help="Ticker to train (repeat, or with --trades-dir give several).")
-@click.option("--tickers", "ticker_list", multiple=True, metavar="T,...",
-              help="Several tickers (comma or space separated) with --trades-dir.")
+@click.argument("ticker_args", metavar="[TICKER]...", nargs=-1)
 @click.option("--trades", "trades", multiple=True, type=click.Path(dir_okay=False),
-              metavar="FILE", help="Trade file(s) for a single --ticker (repeatable).")
+              metavar="FILE", help="Trade file(s) of the one TICKER (repeatable).")
 @click.option("--trades-dir", type=click.Path(file_okay=False, exists=True), metavar="DIR",
-              help="Folder with one or more files per ticker, named <TICKER>*.")
+              help="Folder with one or more files per ticker, each named <TICKER>*.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Tickers trained in parallel worker processes.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               show_default=True, help="Local worker processes, or a Dask cluster.")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Dask scheduler (default with --executor dask: a LocalCluster of --workers).")
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--ticker", "tickers", multiple=True, hidden=True)  # before the one grammar
+@click.option("--tickers", "ticker_list", multiple=True, hidden=True)
 @format_option
 @pass_context
-def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
-          trades: tuple[str, ...], trades_dir: str | None, workers: int, executor: str,
-          scheduler: str | None, files: tuple[str, ...], fmt: str) -> None:
-    """Train, register and gate a version per ticker from trade files.
+def train(ctx: Context, ticker_args: tuple[str, ...], tickers: tuple[str, ...],
+          ticker_list: tuple[str, ...], trades: tuple[str, ...], trades_dir: str | None,
+          workers: int, executor: str, scheduler: str | None, fmt: str) -> None:
+    """Train, register and gate a version of each TICKER from trade files.
 
     \b
     Examples:
-      ticker-registry train --ticker XRPETH --trades XRPETH-aggTrades-2019-10.zip
-      ticker-registry train --tickers ETHUSDT,BTCUSDT --trades-dir data/ --workers 2
-      ticker-registry train --tickers ETHUSDT,BTCUSDT --trades-dir /shared/trades \\
+      ticker-registry train XRPETH --trades XRPETH-aggTrades-2019-10.zip
+      ticker-registry train ETHUSDT BTCUSDT --trades-dir data/ --workers 2
+      ticker-registry train ETHUSDT BTCUSDT --trades-dir /shared/trades \\
           --executor dask --scheduler tcp://10.0.0.5:8786
     """
-    names = list(tickers) + _split(ticker_list)
-    paths = list(trades) + list(files)
+    names = _split(ticker_args) + list(tickers) + _split(ticker_list)
+    paths = list(trades)
+    files = [n for n in names if Path(n).is_file()]
+    if files:
+        raise click.UsageError(f"{files[0]!r} is a file; give trade files with --trades FILE "
+                               "(the arguments are tickers)")
     if not names:
-        raise click.UsageError("give --ticker T (or --tickers with --trades-dir)")
+        raise click.UsageError("give the TICKER(s) to train, e.g. `train ETHUSDT --trades FILE`")
     if paths and trades_dir:
         raise click.UsageError("use either --trades FILE or --trades-dir DIR, not both")
     if paths and len(names) > 1:
@@ -106,15 +108,16 @@ def train(ctx: Context, tickers: tuple[str, ...], ticker_list: tuple[str, ...],
 
 
 @cli.command()
-@click.option("--ticker", required=True, metavar="T", help="Ticker the trades belong to.")
+@click.argument("ticker", required=False)
 @click.option("--trades", "trades", multiple=True, required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Trade file(s) (repeatable).")
 @click.option("--model-type", type=click.Choice(["xgboost", "lightgbm", "random_forest"]),
               default=None, help="Model family (default: the config's).")
+@click.option("--ticker", "ticker_option", hidden=True)  # before the one grammar
 @format_option
 @pass_context
-def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str | None,
-             fmt: str) -> None:
+def evaluate(ctx: Context, ticker: str | None, ticker_option: str | None, trades: tuple[str, ...],
+             model_type: str | None, fmt: str) -> None:
     """Purged walk-forward table of a model on trade files; registers nothing.
 
     Per head: the model's out-of-sample loss against each naive baseline, its skill
@@ -122,8 +125,12 @@ def evaluate(ctx: Context, ticker: str, trades: tuple[str, ...], model_type: str
 
     \b
     Example:
-      ticker-registry evaluate --ticker LTCUSDT --trades LTCUSDT-aggTrades-2025-06-21_22.csv.gz
+      ticker-registry evaluate LTCUSDT --trades LTCUSDT-aggTrades-2025-06-21_22.csv.gz
     """
+    ticker = ticker or ticker_option
+    if not ticker:
+        raise click.UsageError("give the TICKER the trades belong to, e.g. `evaluate LTCUSDT "
+                               "--trades FILE`")
     from ..data import read_trade_files
     from ..evaluation import evaluation_rows
     from ..tickers import normalize_ticker
@@ -286,22 +293,24 @@ def best(ctx: Context, metric: str, n: int, fmt: str) -> None:
 @cli.command()
 @click.argument("ticker")
 @click.argument("version", type=click.IntRange(1))
-@click.option("--to", "alias", default=None, metavar="ALIAS",
+@click.option("--alias", "alias", default=None, metavar="ALIAS",
               help="Alias to move: production (default) or staging.")
+@click.option("--to", "alias_old", default=None, hidden=True)  # before the one grammar
 @click.option("--reason", default="", help="Why (kept in the audit trail).")
 @click.option("--expect", "expected", type=int, default=None,
               help="Fail with a conflict unless the alias is still on this version.")
 @format_option
 @pass_context
-def promote(ctx: Context, ticker: str, version: int, alias: str | None, reason: str,
-            expected: int | None, fmt: str) -> None:
+def promote(ctx: Context, ticker: str, version: int, alias: str | None, alias_old: str | None,
+            reason: str, expected: int | None, fmt: str) -> None:
     """Point production (or staging) at VERSION, compare-and-set, with an audit entry.
 
     \b
     Example:
       ticker-registry promote ETHUSDT 3 --reason "beats v2 on last week"
+      ticker-registry promote ETHUSDT 4 --alias staging
     """
-    kwargs: dict[str, Any] = {"to": alias, "reason": reason}
+    kwargs: dict[str, Any] = {"to": alias or alias_old, "reason": reason}
     if expected is not None:
         kwargs["expected"] = expected
     event = ctx.manager().promote(ticker, version, **kwargs)

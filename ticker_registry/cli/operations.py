@@ -22,33 +22,40 @@ def _plain(value: Any) -> Any:
 
 
 @cli.command("export")
-@click.option("--ticker", metavar="T", help="Ticker to export.")
+@click.argument("ticker", required=False)
 @click.option("--version", "version", type=click.IntRange(1), default=None,
               help="Version number (default: the production alias).")
 @click.option("--alias", default=None, help="Alias to export (production, staging).")
-@click.option("--file", "file", type=click.Path(dir_okay=False, writable=True), metavar="F",
+@click.option("--file", "file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Bundle file to write (any name; the content is a verified bundle).")
-@click.option("--all", "all_", is_flag=True, help="Export every ticker into --dir.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), metavar="D",
-              help="Folder for --all (one bundle per ticker).")
+@click.option("--all", "all_", is_flag=True, help="Export every ticker into --out-dir.")
+@click.option("--out-dir", "directory", type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for --all (one bundle per ticker and version).")
 @click.option("--which", type=click.Choice(["production", "all"]), default="production",
               show_default=True, help="With --all: production versions only, or every version.")
+@click.option("--ticker", "ticker_option", hidden=True)  # before the one grammar
+@click.option("--dir", "directory_old", type=click.Path(file_okay=False), hidden=True)
 @format_option
 @pass_context
-def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str | None,
-               file: str | None, all_: bool, directory: str | None, which: str, fmt: str) -> None:
-    """Write a version (or every ticker) to a self-contained, pickle-free bundle.
+def export_cmd(ctx: Context, ticker: str | None, ticker_option: str | None, version: int | None,
+               alias: str | None, file: str | None, all_: bool, directory: str | None,
+               directory_old: str | None, which: str, fmt: str) -> None:
+    """Write a version of TICKER (or every ticker) to a self-contained, pickle-free bundle.
 
     \b
     Examples:
-      ticker-registry export --ticker ETHUSDT --file ethusdt.trbundle
-      ticker-registry export --all --dir backups/
+      ticker-registry export ETHUSDT --file ethusdt.trbundle
+      ticker-registry export ETHUSDT --alias staging --file ethusdt-staging.trbundle
+      ticker-registry export --all --out-dir backups/
     """
+    ticker = ticker or ticker_option
+    directory = directory or directory_old
     if all_:
         if ticker or file or version or alias:
-            raise click.UsageError("--all exports every ticker into --dir; drop --ticker/--file")
+            raise click.UsageError("--all exports every ticker into --out-dir; drop the TICKER "
+                                   "and --file")
         if not directory:
-            raise click.UsageError("--all needs --dir D")
+            raise click.UsageError("--all needs --out-dir DIR")
         manager = ctx.manager(read_only=True)
         total = len(manager.registry.search_models())
         with progress(range(total), label="exporting", length=total, quiet=ctx.quiet) as bar:
@@ -60,7 +67,7 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
             raise CliError(f"some tickers failed to export; see the table above ({directory})")
         return
     if not ticker or not file:
-        raise click.UsageError("give --ticker T and --file F (or --all --dir D)")
+        raise click.UsageError("give the TICKER and --file FILE (or --all --out-dir DIR)")
     if version and alias:
         raise click.UsageError("give --version N or --alias A, not both")
     manifest = ctx.manager(read_only=True).export(ticker, file, version or alias)
@@ -70,34 +77,37 @@ def export_cmd(ctx: Context, ticker: str | None, version: int | None, alias: str
 
 
 @cli.command("import")
-@click.option("--file", "file", type=click.Path(dir_okay=False), required=True, metavar="F",
+@click.argument("ticker", required=False)
+@click.option("--file", "file", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help="Bundle written by `ticker-registry export`.")
-@click.option("--as-ticker", default=None, metavar="T", help="Register under another ticker.")
+@click.option("--as-ticker", default=None, hidden=True)  # before the one grammar: the TICKER
 @click.option("--force", is_flag=True, help="Register again even if this bundle was imported.")
 @click.option("--promote", is_flag=True,
               help="Serve it at once if the ticker has no production version (default: staging).")
 @format_option
 @pass_context
-def import_cmd(ctx: Context, file: str, as_ticker: str | None, force: bool, promote: bool,
-               fmt: str) -> None:
+def import_cmd(ctx: Context, ticker: str | None, file: str, as_ticker: str | None, force: bool,
+               promote: bool, fmt: str) -> None:
     """Verify a bundle completely, then register it as a new version on staging.
 
-    A bundle's metrics are its own claims: promote the version after review, or give
-    --promote for a ticker that has no production version yet.
+    The version goes to the bundle's own ticker, or to TICKER when given. A bundle's
+    metrics are its own claims: promote the version after review, or give --promote
+    for a ticker that has no production version yet.
 
     \b
-    Example:
-      ticker-registry import --file ethusdt.trbundle --as-ticker ETHBTC
+    Examples:
+      ticker-registry import --file ethusdt.trbundle
+      ticker-registry import ETHBTC --file ethusdt.trbundle
     """
-    result = ctx.manager().import_bundle(file, as_ticker=as_ticker, force=force, promote=promote)
+    result = ctx.manager().import_bundle(file, as_ticker=ticker or as_ticker, force=force,
+                                         promote=promote)
     emit([{"ticker": result.version.ticker, "version": result.version.version,
            "created": result.created, "aliases": ",".join(result.version.aliases)}], fmt)
 
 
 @cli.command()
-@click.option("--tickers", "tickers", multiple=True, metavar="T,...",
-              help="Tickers to preload (comma/space separated, repeatable).")
-@click.argument("more", nargs=-1)
+@click.argument("more", metavar="TICKER...", nargs=-1)
+@click.option("--tickers", "tickers", multiple=True, hidden=True)  # before the one grammar
 @format_option
 @pass_context
 def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: str) -> None:
@@ -107,11 +117,11 @@ def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: 
 
     \b
     Example:
-      ticker-registry preload --tickers ETHUSDT,BTCUSDT,ADAUSDT
+      ticker-registry preload ETHUSDT BTCUSDT ADAUSDT
     """
     names = [v for item in (*tickers, *more) for v in item.replace(",", " ").split() if v]
     if not names:
-        raise click.UsageError("give the tickers: --tickers ETHUSDT,BTCUSDT")
+        raise click.UsageError("give the tickers to preload, e.g. `preload ETHUSDT BTCUSDT`")
     results = ctx.manager(read_only=True).preload(names)
     emit([r.to_dict() for r in results], fmt,
          columns=["ticker", "ok", "version", "seconds", "size_bytes", "error"])
@@ -126,18 +136,22 @@ def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: 
               help="Delete versions older than this many days...")
 @click.option("--keep-last", type=int, default=2, show_default=True,
               help="...but always keep the newest K versions of each ticker (K >= 1).")
-@click.option("--ticker", default=None, metavar="T", help="Only this ticker.")
+@click.argument("ticker", required=False)
+@click.option("--ticker", "ticker_option", default=None, hidden=True)  # before the one grammar
 @click.option("--dry-run", is_flag=True, help="Show what would go and what stays; change nothing.")
 @format_option
 @pass_context
-def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None, dry_run: bool,
-            fmt: str) -> None:
-    """Delete old versions that hold no alias and were not promoted recently.
+def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None,
+            ticker_option: str | None, dry_run: bool, fmt: str) -> None:
+    """Delete old versions that hold no alias and were not promoted recently (of TICKER only,
+    when given).
 
     \b
-    Example:
+    Examples:
       ticker-registry cleanup --days 30 --keep-last 2 --dry-run
+      ticker-registry cleanup ETHUSDT --days 7
     """
+    ticker = ticker or ticker_option
     report = ctx.manager(read_only=dry_run).cleanup(days=days, keep_last=keep_last, ticker=ticker,
                                                     dry_run=dry_run)
     rows = [{"action": "would delete" if dry_run else "deleted", **r} for r in report.deleted]

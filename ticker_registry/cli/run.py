@@ -16,12 +16,16 @@ DEMO_TRADES = 20_000
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".",
-              show_default=True, help="Folder to run in (the store goes to DIR/mlruns).")
-@click.option("--trades", "n_trades", type=click.IntRange(2_000, 1_000_000), default=DEMO_TRADES,
-              show_default=True, help="Synthetic trades per ticker and round.")
+@click.option("--workdir", "directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Folder to run in (the store goes to WORKDIR/mlruns).")
+@click.option("--n-trades", "n_trades", type=click.IntRange(2_000, 1_000_000),
+              default=DEMO_TRADES, show_default=True,
+              help="Synthetic trades per ticker and round.")
+@click.option("--dir", "directory_old", type=click.Path(file_okay=False), hidden=True)
+@click.option("--trades", "n_trades_old", type=click.IntRange(2_000, 1_000_000), hidden=True)
 @pass_context
-def demo(ctx: Context, directory: str, n_trades: int) -> None:
+def demo(ctx: Context, directory: str, n_trades: int, directory_old: str | None,
+         n_trades_old: int | None) -> None:
     """Train, register and promote synthetic ETHUSDT, BTCUSDT and ADAUSDT models.
 
     Runs two training rounds per ticker on the embedded store (SQLite and
@@ -31,8 +35,10 @@ def demo(ctx: Context, directory: str, n_trades: int) -> None:
 
     \b
     Example:
-      ticker-registry demo --dir /tmp/demo
+      ticker-registry demo --workdir /tmp/demo
     """
+    directory = directory_old or directory  # the spellings before the one grammar
+    n_trades = n_trades_old or n_trades
     from ..manager import SyncTickerModelManager
     from ..synthetic import generate_trades
 
@@ -69,20 +75,24 @@ def demo(ctx: Context, directory: str, n_trades: int) -> None:
 
 
 @cli.command("run-strategy")
+@click.argument("ticker", required=False)
 @click.option("--trades", "trades_file", type=click.Path(dir_okay=False, exists=True),
               required=True, metavar="FILE", help="Trades to replay through the strategy.")
-@click.option("--ticker", default=None, metavar="T",
-              help="Symbol to trade (default: `symbol` of the strategy config).")
+@click.option("--ticker", "ticker_option", default=None, hidden=True)  # before the one grammar
 @format_option
 @pass_context
-def run_strategy(ctx: Context, trades_file: str, ticker: str | None, fmt: str) -> None:
-    """Replay a trades file through OrderFlowTradingStrategy and summarise.
+def run_strategy(ctx: Context, ticker: str | None, ticker_option: str | None, trades_file: str,
+                 fmt: str) -> None:
+    """Replay a trades file through OrderFlowTradingStrategy for TICKER and summarise.
+
+    TICKER defaults to the `symbol` of the strategy config.
 
     \b
     Example:
-      ticker-registry --config config/strategies/order_flow_trading_strategy.yaml \\
-          run-strategy --trades XRPETH-trades-2019-10.json.gz --ticker XRPETH
+      ticker-registry run-strategy XRPETH --trades XRPETH-trades-2019-10.json.gz \\
+          --config config/strategies/order_flow_trading_strategy.yaml
     """
+    ticker = ticker or ticker_option
     from ..data import read_trades
     from ..manager_async import TickerModelManager
     from ..strategy import OrderFlowTradingStrategy
