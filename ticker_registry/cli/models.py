@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+from .completion import complete_tickers
 
 STATUS_COLUMNS = ["ticker", "production", "staging", "latest", "versions", "model_type",
                   "skill_score", "serving", "flow_type_accuracy", "baseline_flow_type_accuracy",
@@ -33,7 +34,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 
 @cli.command()
-@click.argument("ticker_args", metavar="[TICKER]...", nargs=-1)
+@click.argument("ticker_args", metavar="[TICKER]...", nargs=-1, shell_complete=complete_tickers)
 @click.option("--trades", "trades", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Trade file(s) of the one TICKER (repeatable).")
 @click.option("--trades-dir", type=click.Path(file_okay=False, exists=True), metavar="DIR",
@@ -108,7 +109,7 @@ def train(ctx: Context, ticker_args: tuple[str, ...], tickers: tuple[str, ...],
 
 
 @cli.command()
-@click.argument("ticker", required=False)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--trades", "trades", multiple=True, required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Trade file(s) (repeatable).")
 @click.option("--model-type", type=click.Choice(["xgboost", "lightgbm", "random_forest"]),
@@ -221,7 +222,7 @@ def metadata(ctx: Context, out: str | None) -> None:
 
 
 @cli.command()
-@click.argument("ticker")
+@click.argument("ticker", shell_complete=complete_tickers)
 @format_option
 @pass_context
 def versions(ctx: Context, ticker: str, fmt: str) -> None:
@@ -240,7 +241,7 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("ticker")
+@click.argument("ticker", shell_complete=complete_tickers)
 @format_option
 @pass_context
 def history(ctx: Context, ticker: str, fmt: str) -> None:
@@ -256,7 +257,7 @@ def history(ctx: Context, ticker: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("ticker")
+@click.argument("ticker", shell_complete=complete_tickers)
 @click.argument("v1", type=int)
 @click.argument("v2", type=int)
 @format_option
@@ -291,7 +292,7 @@ def best(ctx: Context, metric: str, n: int, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("ticker")
+@click.argument("ticker", shell_complete=complete_tickers)
 @click.argument("version", type=click.IntRange(1))
 @click.option("--alias", "alias", default=None, metavar="ALIAS",
               help="Alias to move: production (default) or staging.")
@@ -318,7 +319,7 @@ def promote(ctx: Context, ticker: str, version: int, alias: str | None, alias_ol
 
 
 @cli.command()
-@click.argument("ticker")
+@click.argument("ticker", shell_complete=complete_tickers)
 @click.option("--to-version", type=click.IntRange(1), default=None,
               help="Version to roll back to (default: the previous production version).")
 @click.option("--reason", default="", help="Why (kept in the audit trail).")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+from .completion import complete_tickers
 
 
 def _advance(bar: Any) -> None:
@@ -22,7 +23,7 @@ def _plain(value: Any) -> Any:
 
 
 @cli.command("export")
-@click.argument("ticker", required=False)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--version", "version", type=click.IntRange(1), default=None,
               help="Version number (default: the production alias).")
 @click.option("--alias", default=None, help="Alias to export (production, staging).")
@@ -77,7 +78,7 @@ def export_cmd(ctx: Context, ticker: str | None, ticker_option: str | None, vers
 
 
 @cli.command("import")
-@click.argument("ticker", required=False)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--file", "file", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help="Bundle written by `ticker-registry export`.")
 @click.option("--as-ticker", default=None, hidden=True)  # before the one grammar: the TICKER
@@ -106,7 +107,7 @@ def import_cmd(ctx: Context, ticker: str | None, file: str, as_ticker: str | Non
 
 
 @cli.command()
-@click.argument("more", metavar="TICKER...", nargs=-1)
+@click.argument("more", metavar="TICKER...", nargs=-1, shell_complete=complete_tickers)
 @click.option("--tickers", "tickers", multiple=True, hidden=True)  # before the one grammar
 @format_option
 @pass_context
@@ -136,7 +137,7 @@ def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: 
               help="Delete versions older than this many days...")
 @click.option("--keep-last", type=int, default=2, show_default=True,
               help="...but always keep the newest K versions of each ticker (K >= 1).")
-@click.argument("ticker", required=False)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--ticker", "ticker_option", default=None, hidden=True)  # before the one grammar
 @click.option("--dry-run", is_flag=True, help="Show what would go and what stays; change nothing.")
 @format_option

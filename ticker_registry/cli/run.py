@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ._base import Context, cli, emit, format_option, pass_context
+from .completion import complete_tickers
 from .models import STATUS_NARROW, narrow_status_row
 
 DEMO_TICKERS = ("ETHUSDT", "BTCUSDT", "ADAUSDT")
@@ -75,7 +76,7 @@ def demo(ctx: Context, directory: str, n_trades: int, directory_old: str | None,
 
 
 @cli.command("run-strategy")
-@click.argument("ticker", required=False)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--trades", "trades_file", type=click.Path(dir_okay=False, exists=True),
               required=True, metavar="FILE", help="Trades to replay through the strategy.")
 @click.option("--ticker", "ticker_option", default=None, hidden=True)  # before the one grammar
