@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ from .cache import ModelCache, ServedModel
 from .config import Config, load_config
 from .data import read_trade_files
 from .exceptions import (
-    ModelNotFoundError,
     NotTrainedError,
     PromotionConflictError,
     RegistryError,
@@ -48,7 +46,7 @@ from .locking import HOST_ID
 from .manager_ops import RegistryOperations
 from .model import OrderFlowModel
 from .performance import LivePerformance
-from .records import PreloadResult, TrainOutcome, VersionInfo
+from .records import TrainOutcome, VersionInfo
 from .registry import DEFAULT_MODELS_DIR, TickerRegistry
 from .retraining import RetrainScheduler
 from .samples import SampleStore, spec_hash, validate_sample
@@ -81,17 +79,20 @@ class SyncTickerModelManager(RegistryOperations):
         SQLAlchemy URL of the sample store; default SQLite in ``models_dir``.
     auto_retrain
         Schedule retraining from samples automatically (default True).
+    read_only
+        Only read: a sample store that does not exist is not created (reads are empty).
     """
 
     def __init__(self, base_config: Config | Mapping[str, Any] | str | Path | None = None,
                  models_dir: str | os.PathLike[str] | None = None,
                  tracking_uri: str | None = None, *, sample_store_url: str | None = None,
-                 auto_retrain: bool = True) -> None:
+                 auto_retrain: bool = True, read_only: bool = False) -> None:
         self.config = load_config(base_config)
         self.models_dir = Path(models_dir or DEFAULT_MODELS_DIR).absolute()
         self.registry = TickerRegistry(self.config, tracking_uri=tracking_uri,
                                        models_dir=self.models_dir)
-        self.samples = SampleStore(sample_store_url, models_dir=self.models_dir)
+        self.samples = SampleStore(sample_store_url, models_dir=self.models_dir,
+                                   create=not read_only)
         self.auto_retrain = auto_retrain
         self.cache = ModelCache(self._load_served, self._production_versions,
                                 max_size=self.config.max_cached_models,
@@ -362,28 +363,6 @@ class SyncTickerModelManager(RegistryOperations):
             trades = read_trade_files(paths)
         return self._register(name, train_on_trades(trades, config, market=market,
                                                     files=[Path(p).name for p in paths]))
-
-    def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:
-        """Download and load each ticker's production version; one failure never stops others."""
-        names = [t for t in tickers]
-
-        def one(raw: str) -> PreloadResult:
-            start = time.perf_counter()
-            try:
-                name = self._ticker(raw)
-                self.cache.invalidate(name)
-                entry = self.cache.get(name)
-                self._resume_due(name, entry)
-                if entry.model is None or entry.version is None:
-                    raise ModelNotFoundError(f"{name} has no production version")
-                folder = self.registry.download_native(self.registry.get_version(name, entry.version))
-                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-                return PreloadResult(name, True, entry.version, time.perf_counter() - start, size)
-            except TickerRegistryError as exc:
-                return PreloadResult(str(raw), False, None, time.perf_counter() - start, 0, str(exc))
-
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names) or 1))) as pool:
-            return list(pool.map(one, names))
 
     def close(self) -> None:
         """Finish scheduled retraining (at most ``close_timeout`` seconds: past it the training

@@ -9,14 +9,17 @@ cache holds for a ticker whose production moved.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .cache import ModelCache
+from .cache import ModelCache, ServedModel
 from .config import Config
-from .exceptions import ModelNotFoundError
+from .exceptions import ModelNotFoundError, TickerRegistryError
 from .model import OrderFlowModel
-from .records import AuditEvent, TrainingLineage, TrainOutcome
+from .records import AuditEvent, PreloadResult, TrainingLineage, TrainOutcome
 from .registry import TickerRegistry
 from .samples import SampleStore
 from .tickers import normalize_ticker
@@ -31,6 +34,9 @@ class RegistryOperations:
     registry: TickerRegistry
     samples: SampleStore
     cache: ModelCache
+
+    def _resume_due(self, name: str, entry: ServedModel | None) -> None:
+        """Schedule a training that is due (the manager's; nothing here)."""
 
     def _ticker(self, text: str) -> str:
         return normalize_ticker(text)
@@ -69,6 +75,28 @@ class RegistryOperations:
         decision = self.registry.apply_gate(name, info.version, model) if created else None
         self.cache.invalidate(name)
         return TrainOutcome(name, info, created, decision)
+
+    def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:
+        """Download and load each ticker's production version; one failure never stops others."""
+        names = [t for t in tickers]
+
+        def one(raw: str) -> PreloadResult:
+            start = time.perf_counter()
+            try:
+                name = self._ticker(raw)
+                self.cache.invalidate(name)
+                entry = self.cache.get(name)
+                self._resume_due(name, entry)
+                if entry.model is None or entry.version is None:
+                    raise ModelNotFoundError(f"{name} has no production version")
+                folder = self.registry.download_native(self.registry.get_version(name, entry.version))
+                size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+                return PreloadResult(name, True, entry.version, time.perf_counter() - start, size)
+            except TickerRegistryError as exc:
+                return PreloadResult(str(raw), False, None, time.perf_counter() - start, 0, str(exc))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names) or 1))) as pool:
+            return list(pool.map(one, names))
 
     def status(self) -> list[dict[str, Any]]:
         """Status rows of every ticker, with sample counts and live performance."""

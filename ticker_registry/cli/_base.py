@@ -124,7 +124,8 @@ class Context:
             from ..manager import SyncTickerModelManager
 
             self._manager = SyncTickerModelManager(self.config(), self.models_dir,
-                                                   self.tracking_uri, auto_retrain=False)
+                                                   self.tracking_uri, auto_retrain=False,
+                                                   read_only=read_only)
         return self._manager
 
 

@@ -55,7 +55,9 @@ class StoreDatabase:
     Nothing is opened until the first call.
     """
 
-    def __init__(self, url: str | None = None, *, models_dir: str | Path | None = None) -> None:
+    def __init__(self, url: str | None = None, *, models_dir: str | Path | None = None,
+                 create: bool = True) -> None:
+        self._create = create
         if url is None:
             folder = Path(models_dir if models_dir is not None else "mlruns").expanduser()
             url = f"sqlite:///{folder.resolve() / 'samples.db'}"
@@ -142,13 +144,16 @@ class StoreDatabase:
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit."""
+        if self._missing_file():
+            raise StoreError(f"no sample store at {self._safe_url} and this one only reads "
+                             "(create=False); open it without create=False to write")
         engine = self._get_engine()
         with self._translated(action), engine.begin() as conn:
             yield conn
 
     def _missing_file(self) -> bool:
         """True for a SQLite store whose file does not exist (yet): reading it must not create it."""
-        if not self._is_sqlite or self._engine is not None:
+        if self._create or not self._is_sqlite or self._engine is not None:
             return False
         database = sa.make_url(self._url).database
         return bool(database) and database != ":memory:" and not str(database).startswith(
@@ -158,8 +163,8 @@ class StoreDatabase:
     def _read(self, action: str) -> Iterator[Connection]:
         """One read-only transaction on a consistent snapshot (``BEGIN DEFERRED`` on SQLite).
 
-        A SQLite store that does not exist yet reads as empty, and stays uncreated: a read
-        command on a store folder it may not write still works.
+        With ``create=False``, a SQLite store that does not exist reads as empty and stays
+        uncreated: a read command leaves its folder as it was.
         """
         if self._missing_file():
             engine = sa.create_engine("sqlite://")

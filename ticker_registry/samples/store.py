@@ -86,10 +86,14 @@ class SampleStore(TrainingBatches, TrainingLeases):
         Folder of the default SQLite file ``samples.db`` (default ``./mlruns``,
         made absolute now). Nothing is opened until the first call, which also
         creates or migrates the schema.
+    create
+        False: never create the store; while a SQLite store's file does not exist,
+        reads are empty and writes raise :class:`StoreError` (read-only commands).
     """
 
-    def __init__(self, url: str | None = None, *, models_dir: str | Path | None = None) -> None:
-        super().__init__(url, models_dir=models_dir)
+    def __init__(self, url: str | None = None, *, models_dir: str | Path | None = None,
+                 create: bool = True) -> None:
+        super().__init__(url, models_dir=models_dir, create=create)
         self._recorded_specs: set[str] = set()  # spec hashes this process has stored
 
     def __enter__(self) -> SampleStore:
