@@ -9,21 +9,22 @@ warm-up, the baseline's median from the same process, and the speedup
 the targets are printed next to the figures. Results and their analysis are
 kept in ``benchmarks/RESULTS.md``.
 
-==  =================  ======================================================
-id  module             what
-==  =================  ======================================================
-B1  b1_register        register one trained version on SQLite
-B2  b2_predict         warm ``predict_for_ticker`` latency (p50, p99)
-B3  b3_status          ``status`` over 1,000 tickers x 3 versions on SQLite
-B4  b4_features        ``build_training_set`` over 1M trades
-B5  b5_training        training 20 tickers, 1 vs 2 worker processes
-B6  b6_bundle          export + import round trip of one version
-B7  b7_server          50 registrations against the PostgreSQL-backed server
-B8  b8_serve           one-row latency through ``mlflow models serve`` (features, raw trades)
-B9  b9_audit           registered-model search after 500 vs 5 alias moves per ticker
-M1  m1_memory          resident memory of the manager's model cache
-M2  m2_import          peak RSS and time to refuse each hostile bundle of the corpus
-==  =================  ======================================================
+===  ===================  ======================================================
+id   module               what
+===  ===================  ======================================================
+B1   b1_register          register one trained version on SQLite
+B2   b2_predict           warm ``predict_for_ticker`` latency (p50, p99)
+B3   b3_status            ``status`` over 1,000 tickers x 3 versions on SQLite
+B4   b4_features          ``build_training_set`` over 1M trades
+B5   b5_training          training 20 tickers, 1 vs 2 worker processes
+B6   b6_bundle            export + import round trip of one version
+B7   b7_server            50 registrations against the PostgreSQL-backed server
+B8   b8_serve             one-row latency through ``mlflow models serve`` (features, raw trades)
+B9   b9_audit             registered-model search after 500 vs 5 alias moves per ticker
+B10  b10_demo_first_line  time until ``ticker-registry demo`` prints its first line
+M1   m1_memory            resident memory of the manager's model cache
+M2   m2_import            peak RSS and time to refuse each hostile bundle of the corpus
+===  ===================  ======================================================
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "B7": "b7_server",
     "B8": "b8_serve",
     "B9": "b9_audit",
+    "B10": "b10_demo_first_line",
     "M1": "m1_memory",
     "M2": "m2_import",
 }
