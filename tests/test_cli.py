@@ -76,7 +76,12 @@ def test_status_formats(store):
     assert max(len(line) for line in table.splitlines()) <= 100  # fits a 100-column terminal
     wide = invoke(store, "status", "--wide").output
     assert "baseline_flow_type_accuracy" in wide and "production" in wide
-    data = json.loads(invoke(store, "status", "--format", "json").stdout)
+    rows = json.loads(invoke(store, "status", "--format", "json").stdout)  # the table's rows
+    assert {r["ticker"] for r in rows} == {"ETHUSDT", "BTCUSDT", "ADAUSDT"}
+    eth = next(r for r in rows if r["ticker"] == "ETHUSDT")
+    assert all(isinstance(eth[m], float) for m in (
+        "flow_type_accuracy", "impact_mse", "time_to_execution_mse"))
+    data = json.loads(invoke(store, "metadata").stdout)  # the seed's shape: `metadata`
     assert set(data) == {"ETHUSDT", "BTCUSDT", "ADAUSDT"}
     assert set(data["ETHUSDT"]["performance_metrics"]) == {
         "flow_type_accuracy", "impact_mse", "time_to_execution_mse"}

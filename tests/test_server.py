@@ -523,8 +523,8 @@ def test_cli_trains_and_reads_through_the_server(tracking_server, server_registr
     trained = json.loads(run("train", "--ticker", "ETHUSDT", "--trades", str(trades),
                              "--format", "json"))  # stdout is JSON only (no "View run" line)
     assert json.dumps(trained) and server_registry.production_version("ETHUSDT") == 1
-    status = json.loads(run("status", "--format", "json"))
-    assert status["ETHUSDT"]["model_version"] == 1
+    status = json.loads(run("status", "--format", "json"))  # one row per ticker
+    assert [(r["ticker"], r["production"]) for r in status] == [("ETHUSDT", 1)]
     assert lock_models(server_registry) == []
 
 

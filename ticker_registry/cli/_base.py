@@ -2,8 +2,9 @@
 
 It parses, calls the library, formats. Every library error becomes one line
 ``Error: ...`` on stderr with exit code 1; usage errors exit 2 (click's rule).
-Read commands take ``--format table|json|csv``; the JSON shapes are stable, and JSON
-and CSV carry the raw values. Tables are drawn by rich (see :func:`emit`).
+Commands that print rows take ``--format table|json|csv|ndjson``; each command's rows
+have a fixed set of keys (its JSON Schema in ``cli/schemas/``), and JSON, NDJSON and CSV
+carry the raw values. Tables are drawn by rich (see :func:`emit`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from .. import __version__
 from ..exceptions import TickerRegistryError
 from ..redaction import redact_uri
 
-__all__ = ["CliError", "cli", "emit", "format_option", "main", "pass_context", "progress", "table_cell"]
+__all__ = ["CliError", "Steps", "cli", "emit", "format_option", "main", "pass_context", "progress",
+           "table_cell"]
 
 
 class CliError(click.ClickException):
@@ -226,25 +228,55 @@ def cli(ctx: click.Context, tracking_uri: str | None, config_path: str | None,
     ctx.obj = Context(tracking_uri, config_path, models_dir, quiet)
 
 
+#: The output formats of every command that prints rows (``--format``).
+FORMATS = ("table", "json", "csv", "ndjson")
+
+
 def emit(rows: Sequence[Mapping[str, Any]], fmt: str, *, columns: Sequence[str] | None = None,
-         json_value: Any = None) -> None:
-    """Print ``rows`` as a table, CSV, or JSON (``json_value`` when given, else the rows)."""
-    if fmt == "json":
-        click.echo(json.dumps(rows if json_value is None else json_value, indent=2, default=str))
+         table_columns: Sequence[str] | None = None,
+         table_row: Callable[[Any], Mapping[str, Any]] | None = None) -> None:
+    """Print ``rows`` as a table, JSON (an array), NDJSON (an object a line) or CSV.
+
+    JSON, NDJSON and CSV rows have exactly the keys ``columns`` (a command's schema,
+    :func:`ticker_registry.cli.schemas.columns`; a missing key is null) and raw values:
+    None, NaN and infinities as null (an empty CSV cell), lists as arrays (in CSV joined
+    by ","). The table shows ``table_columns`` (default ``columns``) of each row, mapped
+    by ``table_row`` when given, formatted by :func:`table_cell` (lists joined by ", ").
+    """
+    if fmt == "table":
+        shown = [table_row(row) for row in rows] if table_row else rows
+        names = list(table_columns or columns or (shown[0].keys() if shown else []))
+        if not shown:
+            click.echo("(nothing to show)")
+        else:
+            _print_table([{c: _joined(row.get(c), ", ", table_cell) for c in names}
+                          for row in shown], names)
         return
-    columns = list(columns or (rows[0].keys() if rows else []))
+    names = list(columns or (rows[0].keys() if rows else []))
+    plain = [{c: _raw(row.get(c)) for c in names} for row in rows]
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
-                                lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({c: _joined(v, ",", str) for c, v in row.items()} for row in plain)
         click.echo(buffer.getvalue(), nl=False)
-        return
-    if not rows:
-        click.echo("(nothing to show)")
-        return
-    _print_table(rows, columns)
+    else:  # json, ndjson
+        click.echo(json.dumps(plain, indent=2) if fmt == "json"
+                   else "".join(json.dumps(row) + "\n" for row in plain), nl=fmt == "json")
+
+
+def _raw(value: Any) -> Any:
+    """A value as JSON carries it: numpy scalars as numbers, NaN/inf as None, tuples as lists."""
+    value = value.item() if type(value).__module__ == "numpy" else value
+    if isinstance(value, list | tuple):
+        return [_raw(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, bool | int | float | str | dict) else str(value)
+
+
+def _joined(value: Any, sep: str, cell: Callable[[Any], str]) -> Any:
+    return sep.join(cell(v) for v in value) if isinstance(value, list) else value
 
 
 #: Terminal width assumed when stdout is not a terminal (a pipe, a file, CliRunner).
@@ -329,8 +361,9 @@ def _is_number(value: Any) -> bool:
 
 
 def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]),
-                        default="table", show_default=True, help="Output format.")(func)
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+                        show_default=True, help="Output format: a table, or rows as JSON, CSV "
+                        "or NDJSON (a JSON object a line; keys: docs/cli-output.md).")(func)
 
 
 def progress(items: Iterable[Any], *, label: str, length: int, quiet: bool) -> Any:
@@ -349,6 +382,60 @@ class _Plain:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+class Steps:
+    """What a long command is doing, on stderr: a spinner naming the step, elapsed time, and a
+    bar with ``done/total`` when ``total`` is given.
+
+    Shown on a terminal only: with ``quiet``, or stderr piped, redirected or captured
+    (CliRunner), every method does nothing. The line is cleared when the block ends, so
+    what stays on the terminal is the command's own output. Use as a context manager;
+    ``step(text)`` names the current step, ``update(n)`` counts finished items (the
+    ``bar`` interface :func:`ticker_registry.parallel.train_many` calls) and, when
+    ``per_item`` is given, names the next item's step: ``per_item[i]`` once ``i`` are done.
+    """
+
+    def __init__(self, text: str, *, quiet: bool, total: int | None = None,
+                 per_item: Sequence[str] = ()) -> None:
+        self.text = text
+        self.total = total
+        self.per_item = list(per_item)
+        self.done = 0
+        self.shown = not quiet and sys.stderr is not None and sys.stderr.isatty()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Steps:
+        if self.shown:
+            from rich import progress as bars  # on a terminal only: not imported otherwise
+
+            columns: list[Any] = [bars.SpinnerColumn(), bars.TextColumn("{task.description}")]
+            if self.total is not None:
+                columns += [bars.BarColumn(), bars.MofNCompleteColumn()]
+            self._progress = bars.Progress(*columns, bars.TimeElapsedColumn(),
+                                           console=Console(file=sys.stderr), transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(self.text, total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def step(self, text: str) -> None:
+        """Name the current step."""
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items done."""
+        self.done += n
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+        if self.done < len(self.per_item):
+            self.step(self.per_item[self.done])
 
 
 def main() -> None:

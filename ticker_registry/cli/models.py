@@ -11,13 +11,9 @@ from typing import Any
 
 import click
 
-from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+from ._base import CliError, Context, Steps, cli, emit, format_option, pass_context
 from .completion import complete_tickers
-
-STATUS_COLUMNS = ["ticker", "production", "staging", "latest", "versions", "model_type",
-                  "skill_score", "serving", "flow_type_accuracy", "baseline_flow_type_accuracy",
-                  "impact_mse", "baseline_impact_mse", "time_to_execution_mse", "training_sessions",
-                  "total_samples", "last_trained"]
+from .schemas import columns
 
 
 def _names_ticker(filename: str, ticker: str) -> bool:
@@ -90,12 +86,18 @@ def train(ctx: Context, ticker_args: tuple[str, ...], tickers: tuple[str, ...],
             if not Path(path).is_file():
                 raise CliError(f"trade file {path!r} does not exist")
         jobs.append((name, found))
-    manager = ctx.manager()
-    from ..parallel import train_many
+    one_by_one = executor == "local" and (workers <= 1 or len(jobs) <= 1)
+    per_ticker = [f"training {name}: trades, features, fit, register"
+                  for name, _files in jobs] if one_by_one else []
+    with Steps("opening the model store", total=len(jobs), per_item=per_ticker,
+               quiet=ctx.quiet) as steps:
+        manager = ctx.manager()
+        from ..parallel import train_many
 
-    with progress(jobs, label="training", length=len(jobs), quiet=ctx.quiet) as bar:
+        steps.step(per_ticker[0] if per_ticker else
+                   f"training {len(jobs)} tickers on {workers} {executor} workers")
         outcomes = train_many(manager, jobs, workers=workers, executor=executor,
-                              scheduler=scheduler, bar=bar)
+                              scheduler=scheduler, bar=steps)
     rows = outcomes
     from ..evaluation import served_skill_score
 
@@ -104,8 +106,8 @@ def train(ctx: Context, ticker_args: tuple[str, ...], tickers: tuple[str, ...],
         row["skill_score"] = served_skill_score(metrics)
         row.update({k: metrics.get(k) for k in ("skill_flow_type", "skill_impact",
                                                 "skill_time_to_execution")})
-    emit(rows, fmt, columns=["ticker", "version", "created", "alias", "promoted", "skill_score",
-                             "reason"])
+    emit(rows, fmt, columns=columns("train"), table_columns=[
+        "ticker", "version", "created", "alias", "promoted", "skill_score", "reason"])
 
 
 @cli.command()
@@ -141,19 +143,23 @@ def evaluate(ctx: Context, ticker: str | None, ticker_option: str | None, trades
     cfg = ctx.config()
     if model_type:
         cfg = cfg.replace(model_type=model_type)
-    frame = read_trade_files(list(trades))
-    model = evaluate_trades(frame, cfg)
+    with Steps(f"reading {len(trades)} trade file(s)", quiet=ctx.quiet) as steps:
+        frame = read_trade_files(list(trades))
+        steps.step(f"{name}: purged walk-forward over {len(frame):,} trades, {cfg.cv_folds} folds")
+        model = evaluate_trades(frame, cfg)
     rows = [{"ticker": name, "model_type": cfg.model_type,
              "large_order_threshold": model.spec_.large_order_threshold, **row}
             for row in evaluation_rows(model.evaluation_)]
-    if fmt != "json":
-        for row in rows:
-            row["fold_skill"] = " ".join(f"{x:+.3f}" for x in row["fold_skill"])
-            row["skill_95"] = (None if row["skill"] is None else
-                               f"{row['skill']:+.4f} [{row['skill_low']:+.4f}, {row['skill_high']:+.4f}]")
-    emit(rows, fmt, columns=["head", "serves", "loss", "model", "baseline_prior", "baseline_zero",
-                             "baseline_mean", "baseline_median", "skill_95", "folds_won",
-                             "fold_skill"])
+
+    def cells(row: dict[str, Any]) -> dict[str, Any]:  # the table: the interval and folds as text
+        skill = row["skill"]
+        return {**row, "fold_skill": " ".join(f"{x:+.3f}" for x in row["fold_skill"]),
+                "skill_95": None if skill is None else
+                f"{skill:+.4f} [{row['skill_low']:+.4f}, {row['skill_high']:+.4f}]"}
+
+    emit(rows, fmt, columns=columns("evaluate"), table_row=cells, table_columns=[
+        "head", "serves", "loss", "model", "baseline_prior", "baseline_zero", "baseline_mean",
+        "baseline_median", "skill_95", "folds_won", "fold_skill"])
     if fmt == "table":
         click.echo(f"{name}: {len(frame):,} trades, {cfg.model_type}, large_order_threshold "
                    f"{model.spec_.large_order_threshold:g}, {cfg.cv_folds} purged folds; skill = "
@@ -185,21 +191,16 @@ def status(ctx: Context, wide: bool, fmt: str) -> None:
 
     "serves F/I/T" says whether flow_type, impact and time_to_execution are served by
     their Model or their Baseline; skill is the mean served skill over the three heads.
-    `--format json` prints the seed's model_metadata.json schema.
+    JSON, NDJSON and CSV carry every column (as --wide); the seed's model_metadata.json
+    is the `metadata` command.
 
     \b
     Example:
       ticker-registry status --format csv > status.csv
     """
-    manager = ctx.manager(read_only=True)
-    if fmt == "json":
-        emit([], fmt, json_value=manager.metadata())
-        return
-    rows = manager.status()
-    if fmt == "table" and not wide:
-        emit([narrow_status_row(r) for r in rows], fmt, columns=STATUS_NARROW)
-        return
-    emit(rows, fmt, columns=STATUS_COLUMNS)
+    emit(ctx.manager(read_only=True).status(), fmt, columns=columns("status"),
+         table_columns=None if wide else STATUS_NARROW,
+         table_row=None if wide else narrow_status_row)
 
 
 @cli.command()
@@ -232,12 +233,11 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
     Example:
       ticker-registry versions ETHUSDT
     """
-    rows = ctx.manager(read_only=True).versions(ticker)
-    if fmt != "json":
-        for row in rows:
-            row["moves"] = "; ".join(row["moves"])
-    emit(rows, fmt, columns=["version", "aliases", "created_at", "model_type", "skill_score",
-                             "serving", "samples", "source", "gate"])
+    rows = [{**row, "aliases": [a for a in row["aliases"].split(",") if a]}
+            for row in ctx.manager(read_only=True).versions(ticker)]
+    emit(rows, fmt, columns=columns("versions"), table_columns=[
+        "version", "aliases", "created_at", "model_type", "skill_score", "serving", "samples",
+        "source", "gate"])
 
 
 @cli.command()
@@ -252,8 +252,7 @@ def history(ctx: Context, ticker: str, fmt: str) -> None:
       ticker-registry history ETHUSDT
     """
     emit([event.to_dict() for event in ctx.manager(read_only=True).history(ticker)], fmt,
-         columns=["seq", "when", "action", "alias", "from_version", "to_version", "user",
-                  "reason"])
+         columns=columns("history"))
 
 
 @cli.command()
@@ -269,7 +268,11 @@ def compare(ctx: Context, ticker: str, v1: int, v2: int, fmt: str) -> None:
     Example:
       ticker-registry compare ETHUSDT 1 2
     """
-    emit(ctx.manager(read_only=True).compare(ticker, v1, v2), fmt)
+    rows = ctx.manager(read_only=True).compare(ticker, v1, v2)  # keys v<N>: v1, v2 as given
+    emit([{**row, "v1": row.get(f"v{v1}"), "v2": row.get(f"v{v2}")} for row in rows], fmt,
+         columns=columns("compare"))
+    if fmt == "table":
+        click.echo(f"v1: version {v1}, v2: version {v2}; difference = v2 - v1")
 
 
 @cli.command()
@@ -287,8 +290,7 @@ def best(ctx: Context, metric: str, n: int, fmt: str) -> None:
     Example:
       ticker-registry best --metric impact_mse -n 5
     """
-    emit(ctx.manager(read_only=True).best(metric, n), fmt, columns=["rank", "ticker", "version", "metric",
-                                                       "value"])
+    emit(ctx.manager(read_only=True).best(metric, n), fmt, columns=columns("best"))
 
 
 @cli.command()
@@ -315,7 +317,7 @@ def promote(ctx: Context, ticker: str, version: int, alias: str | None, alias_ol
     if expected is not None:
         kwargs["expected"] = expected
     event = ctx.manager().promote(ticker, version, **kwargs)
-    emit([event.to_dict()], fmt)
+    emit([event.to_dict()], fmt, columns=columns("promote"))
 
 
 @cli.command()
@@ -332,7 +334,8 @@ def rollback(ctx: Context, ticker: str, to_version: int | None, reason: str, fmt
     Example:
       ticker-registry rollback ETHUSDT --reason "live accuracy dropped"
     """
-    emit([ctx.manager().rollback(ticker, to_version=to_version, reason=reason).to_dict()], fmt)
+    emit([ctx.manager().rollback(ticker, to_version=to_version, reason=reason).to_dict()], fmt,
+         columns=columns("rollback"))
 
 
 @cli.command()

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ._base import CliError, Context, cli, emit, format_option, pass_context, progress
+from ._base import CliError, Context, Steps, cli, emit, format_option, pass_context, progress
 from .completion import complete_tickers
+from .schemas import columns
 
 
 def _advance(bar: Any) -> None:
@@ -62,8 +63,9 @@ def export_cmd(ctx: Context, ticker: str | None, ticker_option: str | None, vers
         with progress(range(total), label="exporting", length=total, quiet=ctx.quiet) as bar:
             results = manager.export_all(directory, which=which,
                                          progress=lambda _result: _advance(bar))
-        rows = [_plain(r) for r in results]
-        emit(rows, fmt)
+        rows = [{**_plain(r), "file": r.path, "members": None} for r in results]
+        emit(rows, fmt, columns=columns("export"),
+             table_columns=["ticker", "version", "file", "status", "message"])
         if any(not r.get("ok", True) for r in rows):
             raise CliError(f"some tickers failed to export; see the table above ({directory})")
         return
@@ -73,8 +75,10 @@ def export_cmd(ctx: Context, ticker: str | None, ticker_option: str | None, vers
         raise click.UsageError("give --version N or --alias A, not both")
     manifest = ctx.manager(read_only=True).export(ticker, file, version or alias)
     data = _plain(manifest)
-    emit([{"file": file, "ticker": data.get("ticker"), "version": data.get("model_version"),
-           "members": len(data.get("members", []))}], fmt)
+    emit([{"ticker": data.get("ticker"), "version": data.get("model_version"), "file": file,
+           "status": "exported", "ok": True, "members": len(data.get("members", [])),
+           "message": ""}], fmt, columns=columns("export"),
+         table_columns=["ticker", "version", "file", "members"])
 
 
 @cli.command("import")
@@ -100,10 +104,12 @@ def import_cmd(ctx: Context, ticker: str | None, file: str, as_ticker: str | Non
       ticker-registry import --file ethusdt.trbundle
       ticker-registry import ETHBTC --file ethusdt.trbundle
     """
-    result = ctx.manager().import_bundle(file, as_ticker=ticker or as_ticker, force=force,
-                                         promote=promote)
+    with Steps(f"importing {file}: verify, test-load, register", quiet=ctx.quiet):
+        result = ctx.manager().import_bundle(file, as_ticker=ticker or as_ticker, force=force,
+                                             promote=promote)
     emit([{"ticker": result.version.ticker, "version": result.version.version,
-           "created": result.created, "aliases": ",".join(result.version.aliases)}], fmt)
+           "created": result.created, "aliases": list(result.version.aliases)}], fmt,
+         columns=columns("import"))
 
 
 @cli.command()
@@ -123,9 +129,9 @@ def preload(ctx: Context, tickers: tuple[str, ...], more: tuple[str, ...], fmt: 
     names = [v for item in (*tickers, *more) for v in item.replace(",", " ").split() if v]
     if not names:
         raise click.UsageError("give the tickers to preload, e.g. `preload ETHUSDT BTCUSDT`")
-    results = ctx.manager(read_only=True).preload(names)
-    emit([r.to_dict() for r in results], fmt,
-         columns=["ticker", "ok", "version", "seconds", "size_bytes", "error"])
+    with Steps(f"preloading {len(names)} ticker(s): download, verify", quiet=ctx.quiet):
+        results = ctx.manager(read_only=True).preload(names)
+    emit([r.to_dict() for r in results], fmt, columns=columns("preload"))
     failed = [r.ticker for r in results if not r.ok]
     if failed:
         raise CliError(f"{len(failed)} of {len(results)} tickers failed to preload: "
@@ -157,7 +163,7 @@ def cleanup(ctx: Context, days: int, keep_last: int, ticker: str | None,
                                                     dry_run=dry_run)
     rows = [{"action": "would delete" if dry_run else "deleted", **r} for r in report.deleted]
     rows += [{"action": "keep", **r} for r in report.kept]
-    emit(rows, fmt, columns=["action", "ticker", "version", "reason"])
+    emit(rows, fmt, columns=columns("cleanup"))
     if fmt == "table":
         click.echo(report.summary(), err=True)
 
@@ -182,7 +188,7 @@ def doctor(ctx: Context, repair: bool, fmt: str) -> None:
     if not findings and fmt == "table":
         click.echo("healthy: no problem found in the registry, the artifacts or the sample store")
     else:
-        emit([f.to_dict() for f in findings], fmt, columns=["kind", "ticker", "detail", "action"])
+        emit([f.to_dict() for f in findings], fmt, columns=columns("doctor"))
     open_ = [f for f in findings if not f.action]
     if any(f.kind == "store_damaged" for f in open_):
         raise CliError("the model store is damaged (see above): restore it from a backup; "

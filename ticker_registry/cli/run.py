@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from ._base import Context, cli, emit, format_option, pass_context
+from ._base import Context, Steps, cli, emit, format_option, pass_context
 from .completion import complete_tickers
 from .models import STATUS_NARROW, narrow_status_row
+from .schemas import columns
 
 DEMO_TICKERS = ("ETHUSDT", "BTCUSDT", "ADAUSDT")
 DEMO_TRADES = 20_000
@@ -40,24 +41,31 @@ def demo(ctx: Context, directory: str, n_trades: int, directory_old: str | None,
     """
     directory = directory_old or directory  # the spellings before the one grammar
     n_trades = n_trades_old or n_trades
-    from ..manager import SyncTickerModelManager
-    from ..synthetic import generate_trades
-
     start = time.perf_counter()
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
     models_dir = Path(ctx.models_dir) if ctx.models_dir else root / "mlruns"
+    if not ctx.quiet:  # at once, before the heavy imports (pandas, MLflow: seconds)
+        where = "the --tracking-uri store" if ctx.tracking_uri else models_dir
+        click.echo(f"demo: training {len(DEMO_TICKERS)} synthetic tickers, 2 rounds of "
+                   f"{n_trades:,} trades each, into {where} ...", err=True)
+    with Steps("loading the libraries", quiet=ctx.quiet):
+        from ..manager import SyncTickerModelManager
+        from ..synthetic import generate_trades
+
+    root.mkdir(parents=True, exist_ok=True)
     config = ctx.config().replace(log_plots=True)
     with SyncTickerModelManager(config, models_dir, ctx.tracking_uri,
                                 auto_retrain=False) as manager:
-        done = {r["ticker"]: r["training_sessions"] for r in manager.status()}
+        with Steps("opening the model store", quiet=ctx.quiet):
+            done = {r["ticker"]: r["training_sessions"] for r in manager.status()}
         rows = []
         for ticker in DEMO_TICKERS:
             offset = done.get(ticker, 0)
             trades = generate_trades(ticker, n_trades * 2, seed=offset // 2)
             half = len(trades) // 2
             for round_, part in enumerate((trades.iloc[:half], trades.iloc[half:]), 1):
-                outcome = manager.train(ticker, part.reset_index(drop=True))
+                with Steps(f"{ticker} round {round_}: features, fit, register", quiet=ctx.quiet):
+                    outcome = manager.train(ticker, part.reset_index(drop=True))
                 row = outcome.to_dict()
                 rows.append({"ticker": ticker, "round": round_, "version": row["version"],
                              "alias": row["alias"], "decision": row["reason"]})
@@ -110,5 +118,4 @@ def run_strategy(ctx: Context, ticker: str | None, ticker_option: str | None, tr
             await manager.aclose()
 
     summary = asyncio.run(run())
-    summary["versions_trained"] = ",".join(map(str, summary["versions_trained"]))
-    emit([summary], fmt)
+    emit([summary], fmt, columns=columns("run-strategy"))
