@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ticker_registry import SyncTickerModelManager
 from ticker_registry.cli import cli
-from ticker_registry.cli._base import DEFAULT_TABLE_WIDTH, emit, table_cell
+from ticker_registry.cli.output import DEFAULT_TABLE_WIDTH, emit, table_cell
 
 from conftest import QUICK, make_trades
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from ._base import CliError, Context, Steps, cli, emit, format_option, pass_context
+from ._base import CliError, Context, cli, pass_context
 from .completion import complete_tickers
+from .output import Steps, emit, format_option
 from .schemas import columns
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ._base import CliError, Context, Steps, cli, emit, format_option, pass_context, progress
+from ._base import CliError, Context, cli, pass_context
 from .completion import complete_tickers
+from .output import Steps, emit, format_option, progress
 from .schemas import columns
 
 

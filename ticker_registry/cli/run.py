@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from ._base import Context, Steps, cli, emit, format_option, pass_context
+from ._base import Context, cli, pass_context
 from .completion import complete_tickers
 from .models import STATUS_NARROW, narrow_status_row
+from .output import Steps, emit, format_option
 from .schemas import columns
 
 DEMO_TICKERS = ("ETHUSDT", "BTCUSDT", "ADAUSDT")
