@@ -311,7 +311,7 @@ def test_views_status_metadata_compare_best(registry, trained):
     with pytest.raises(ModelNotFoundError, match="no version has metric 'sharpe'"):
         views.best(registry, "sharpe")
     history = views.version_rows(registry.list_versions("ETHUSDT"), registry.audit_trail("ETHUSDT"))
-    assert [h["version"] for h in history] == [2, 1] and history[1]["aliases"] == "production"
+    assert [h["version"] for h in history] == [2, 1] and history[1]["aliases"] == ["production"]
 
 
 def test_status_of_an_empty_store(registry):

@@ -222,7 +222,7 @@ def version_rows(versions: Sequence[VersionInfo], audit: Sequence[Any]) -> list[
     for v in versions:
         rows.append({
             "version": v.version,
-            "aliases": ",".join(v.aliases),
+            "aliases": list(v.aliases),
             "created_at": v.created_at,
             "model_type": v.tags.get("model_type"),
             **{m: v.metrics.get(m) for m in HEADLINE_METRICS},

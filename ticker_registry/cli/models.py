@@ -234,9 +234,7 @@ def versions(ctx: Context, ticker: str, fmt: str) -> None:
     Example:
       ticker-registry versions ETHUSDT
     """
-    rows = [{**row, "aliases": [a for a in row["aliases"].split(",") if a]}
-            for row in ctx.manager(read_only=True).versions(ticker)]
-    emit(rows, fmt, columns=columns("versions"), table_columns=[
+    emit(ctx.manager(read_only=True).versions(ticker), fmt, columns=columns("versions"), table_columns=[
         "version", "aliases", "created_at", "model_type", "skill_score", "serving", "samples",
         "source", "gate"])
 
