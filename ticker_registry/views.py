@@ -81,7 +81,9 @@ def status(registry: TickerRegistry) -> list[dict[str, Any]]:
             "baseline_impact_mse": metrics.get("baseline_impact_mse"),
             SKILL_SCORE: served_skill_score(metrics) if shown else None,
             "serving": _serving(shown),
-            "gate": shown.tags.get("gate.reason") if shown else None,
+            # where the gate put the newest version, and why (visible when it does not serve)
+            "decision": newest.tags.get("gate.decision") if newest else None,
+            "decision_reason": newest.tags.get("gate.reason") if newest else None,
             **dict(zip(("training_sessions", "total_samples"),
                        training_totals(newest, state.tags), strict=True)),
             "last_trained": (newest.tags.get("created_at") or newest.created_at if newest

@@ -192,6 +192,8 @@ def status(ctx: Context, wide: bool, fmt: str) -> None:
 
     "serves F/I/T" says whether flow_type, impact and time_to_execution are served by
     their Model or their Baseline; skill is the mean served skill over the three heads.
+    Under the table, each ticker whose newest version does not serve gets one line:
+    where the gate put it and why.
     JSON, NDJSON and CSV carry every column (as --wide); the seed's model_metadata.json
     is the `metadata` command.
 
@@ -199,9 +201,15 @@ def status(ctx: Context, wide: bool, fmt: str) -> None:
     Example:
       ticker-registry status --format csv > status.csv
     """
-    emit(ctx.manager(read_only=True).status(), fmt, columns=columns("status"),
-         table_columns=None if wide else STATUS_NARROW,
+    rows = ctx.manager(read_only=True).status()
+    emit(rows, fmt, columns=columns("status"), table_columns=None if wide else STATUS_NARROW,
          table_row=None if wide else narrow_status_row)
+    if fmt == "table" and not wide:  # why a newer version does not serve, one line a ticker
+        for row in rows:
+            if row["latest"] is not None and row["latest"] != row["production"]:
+                line = (f"{row['ticker']} v{row['latest']}: {row['decision'] or 'not gated'}"
+                        f" - {row['decision_reason'] or 'no reason recorded'}")
+                click.echo(line if len(line) <= 100 else line[:97] + "...")
 
 
 @cli.command()
