@@ -14,6 +14,7 @@ traceback in the middle of a command line helps no one.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ COMPLETION_REGISTRY_TIMEOUT = 2.0
 #: Seconds after which completion gives up and offers nothing (importing the registry
 #: client alone takes about 1 s).
 COMPLETION_DEADLINE = 4.0
+#: Environment variable overriding :data:`COMPLETION_DEADLINE` (seconds), e.g. on a slow host.
+DEADLINE_ENV = "TICKER_REGISTRY_COMPLETION_DEADLINE"
+
+
+def _deadline() -> float:
+    try:
+        return float(os.environ.get(DEADLINE_ENV, "") or COMPLETION_DEADLINE)
+    except ValueError:
+        return COMPLETION_DEADLINE
 
 
 def registered_tickers(tracking_uri: str | None, config_path: str | None,
@@ -76,7 +86,7 @@ def complete_tickers(ctx: click.Context, param: click.Parameter,
         # a daemon thread: a server that does not answer cannot keep the shell waiting
         worker = threading.Thread(target=look_up, name="complete-tickers", daemon=True)
         worker.start()
-        worker.join(COMPLETION_DEADLINE)
+        worker.join(_deadline())
         if worker.is_alive():
             return []
         prefix = incomplete.upper()
