@@ -87,3 +87,11 @@ def test_new_spellings_do_the_work(store, tmp_path):
 def test_a_trade_file_given_as_a_ticker_is_a_usage_error(store):
     out = run("--models-dir", store["models_dir"], "train", store["trades"], expect=2).output
     assert "is a file; give trade files with --trades FILE" in out
+
+
+def test_the_command_list_is_never_cut_mid_phrase():
+    from ticker_registry.cli import SHORT_HELP
+
+    assert sorted(SHORT_HELP) == sorted(cli.commands)
+    listing = CliRunner().invoke(cli, ["--help"], terminal_width=80).output
+    assert "..." not in listing.split("Commands:")[1]
