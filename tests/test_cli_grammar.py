@@ -95,3 +95,11 @@ def test_the_command_list_is_never_cut_mid_phrase():
     assert sorted(SHORT_HELP) == sorted(cli.commands)
     listing = CliRunner().invoke(cli, ["--help"], terminal_width=80).output
     assert "..." not in listing.split("Commands:")[1]
+
+
+@pytest.mark.parametrize("command", [["versions", "NOPEUSDT"], ["history", "NOPEUSDT"],
+                                     ["rollback", "NOPEUSDT"]])
+def test_an_unknown_ticker_is_our_sentence_not_mlflow_text(store, command):
+    out = run("--models-dir", store["models_dir"], *command, expect=1).output
+    assert out.startswith("Error: NOPEUSDT is not in the registry at ") and "status" in out
+    assert "Registered Model" not in out and len(out.strip().splitlines()) == 1

@@ -37,6 +37,7 @@ from .lineage import next_totals
 from .locking import TickerLock
 from .model import OrderFlowModel
 from .records import ModelRecord, TrainingLineage, VersionInfo
+from .redaction import redact_uri
 from .store import DEFAULT_MODELS_DIR, MlflowStore, resolve_tracking_uri
 from .store.runs import log_training
 from .tickers import normalize_ticker
@@ -116,7 +117,13 @@ class VersionCatalog:
 
     def model(self, ticker: str) -> ModelRecord:
         """The registered model of ``ticker`` (:class:`ModelNotFoundError` if none)."""
-        return self.store.get_model(self.model_name(ticker))
+        try:
+            return self.store.get_model(self.model_name(ticker))
+        except ModelNotFoundError:
+            raise ModelNotFoundError(
+                f"{normalize_ticker(ticker)} is not in the registry at "
+                f"{redact_uri(self.tracking_uri)}; `ticker-registry status` lists the tickers "
+                "there (train it first, or check --models-dir / --tracking-uri)") from None
 
     def _ensure_registered_model(self, name: str, ticker: str) -> None:
         try:
@@ -233,7 +240,7 @@ class VersionCatalog:
         """Every version of a ticker, newest first, with aliases filled in."""
         name = self.model_name(ticker)
         by_version: dict[int, list[str]] = {}
-        for alias, v in self.store.get_model(name).aliases.items():
+        for alias, v in self.model(ticker).aliases.items():
             by_version.setdefault(v, []).append(alias)
         out = [replace(v, aliases=tuple(sorted(by_version.get(v.version, ()))))
                for v in self.store.search_versions(f"name='{name}'")]
