@@ -321,9 +321,12 @@ def test_evaluate_prints_the_walk_forward_table_and_writes_nothing(store, tmp_pa
 
 
 @pytest.mark.parametrize("command", [["status"], ["best"], ["versions", "ETHUSDT"],
+                                     ["history", "ETHUSDT"], ["metadata"],
                                      ["compare", "ETHUSDT", "1", "2"], ["doctor"],
-                                     ["report", "--out", "r.html"], ["export", "--all", "--dir", "b"],
-                                     ["cleanup", "--dry-run"], ["preload", "--tickers", "ETHUSDT"]])
+                                     ["report", "--out", "r.html"],
+                                     ["export", "--all", "--out-dir", "b"],
+                                     ["export", "ETHUSDT", "--file", "e.trbundle"],
+                                     ["cleanup", "--dry-run"], ["preload", "ETHUSDT"]])
 def test_read_commands_on_an_empty_folder_leave_it_empty(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, command)
