@@ -101,3 +101,13 @@ def test_rollback_uses_what_was_served_when_the_last_move_went_unrecorded(regist
     state = registry.model("ETHUSDT")
     assert divergences(registry.audit.events(state), state.aliases) == {"production": (2, 3)}
     assert registry.rollback("ETHUSDT").to_version == 2  # back to what was served before v3
+
+
+def test_two_moves_in_one_promotion_share_the_first_audit_run(registry, trained):
+    """A store without an audit run yet: promoting its staging version writes two entries
+    (production, and staging taken away) into one run, not two runs the tag flips between."""
+    _versions(registry, trained, 1)
+    registry.store.set_alias(registry.model_name("ETHUSDT"), "staging", 1)  # set by hand
+    registry.promote("ETHUSDT", 1)
+    trail = registry.audit_trail("ETHUSDT")
+    assert [(e.alias, e.to_version) for e in trail] == [("production", 1), ("staging", None)]

@@ -64,6 +64,9 @@ class AuditTrail:
     def append(self, model: ModelRecord, ticker: str, **fields: Any) -> AuditEvent:
         """Record one move (the caller holds ``ticker``'s write lock)."""
         run_id = model.tags.get(AUDIT_RUN_TAG)
+        if not run_id:  # the caller's record may predate this ticker's first recorded move
+            model = self.store.get_model(model.name)
+            run_id = model.tags.get(AUDIT_RUN_TAG)
         if not run_id:
             run_id = self.store.create_run(self.experiment, tags={
                 "ticker": ticker, "model_name": model.name, "mlflow.runName": f"audit-{ticker}",
