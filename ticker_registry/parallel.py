@@ -1,110 +1,203 @@
 """Training many tickers at once: local worker processes or a Dask cluster.
 
-Each worker trains *and registers* its ticker; the driver only collects plain
-result dicts. We register from the workers rather than shipping models back to
-the driver because every worker can reach the registry (the SQLite file with
-its per-ticker file locks on one machine, or the shared tracking server on a
-cluster), registration is idempotent per training, and nothing but JSON-like
-data then crosses process or machine boundaries. On a Dask cluster the trade
-files must be readable by the workers (a shared file system or object store
-path) and the tracking URI must be a server or database they can reach.
+Design (the Performance issue, item 3):
 
-Per-model threads are ``cores // workers`` locally so N workers do not
-oversubscribe the cores; on Dask each model uses one thread (start workers
-with ``--nthreads 1`` per core).
+- **Workers start once and train many tickers.** One pool per call
+  (``spawn``: the driver holds MLflow's and SQLite's threads and connections,
+  which a fork must not copy), at most one process per job; every job is
+  submitted up front and each process takes the next ticker as it finishes one.
+  The pool's initializer (:func:`~ticker_registry.training_worker.prepare_worker`)
+  sets ``OMP_NUM_THREADS`` and imports the model library once per process.
+- **Workers train, the driver registers.** A worker reads the trades, builds the
+  features, trains and evaluates, and returns plain data (the model's native
+  files as bytes, the walk-forward figures, the holdout rows, the lineage:
+  :class:`~ticker_registry.training_worker.TrainedTicker`); it never imports
+  MLflow nor opens a store. The driver is the store's one writer: it registers
+  each result as it arrives, through the manager's own registration (the same
+  run, tags, lineage, gate and aliases as a sequential ``train``, so both paths
+  give the same versions), while the workers go on training. With SQLite, two
+  processes registering at once would take turns on its single writer lock and
+  each would pay MLflow's import; this way registrations cost the driver about
+  a tenth of a training each and overlap the training of the next tickers.
+- **Cores are not oversubscribed.** Locally each head gets
+  ``n_jobs = cores // processes`` threads (the driver's registration is mostly
+  waiting on SQLite and fits beside them). The version records the ``n_jobs`` a
+  sequential training would (see :func:`~ticker_registry.training_worker.to_training_result`).
+- **Dask** runs the same worker function: on a ``distributed.LocalCluster`` of
+  ``workers`` processes with one thread each (``n_jobs = cores // workers``), or
+  on the scheduler at ``scheduler`` (``n_jobs = 1``: start one single-threaded
+  worker per core, ``dask worker --nthreads 1``). Results come back to the driver,
+  which registers them: remote workers need the trade files at the same paths
+  (a shared file system) and ``ticker_registry`` installed, not the tracking URI.
+- **Errors are per ticker.** A ticker that fails (in its worker or at its
+  registration) does not stop the others: every other ticker is trained and
+  registered, then the error of the earliest failed job is raised (each failure
+  is also logged with its ticker). An interrupt cancels the jobs not started.
+
+``workers=1`` (or one job) trains in this process with ``manager.train`` and
+``n_jobs = cores``, the sequential path.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from typing import Any
+
+from .tickers import normalize_ticker
+from .training_worker import TrainedTicker, prepare_worker, to_training_result, train_ticker
 
 __all__ = ["threads_per_worker", "train_many"]
 
+log = logging.getLogger(__name__)
+
+Job = tuple[str, Sequence[str]]
+
 
 def threads_per_worker(workers: int) -> int:
+    """Threads per model head so that ``workers`` processes share the cores without oversubscribing."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _train_job(config: dict[str, Any], models_dir: str, tracking_uri: str, ticker: str,
-               files: list[str]) -> dict[str, Any]:
-    from .manager import SyncTickerModelManager
+class _Driver:
+    """The driver's side: register each returned training, keep rows in job order and failures."""
 
-    with SyncTickerModelManager(config, models_dir, tracking_uri, auto_retrain=False) as manager:
-        return manager.train(ticker, files=files).to_dict()
+    def __init__(self, manager: Any, jobs: Sequence[Job],
+                 on_done: Callable[[dict[str, Any]], None] | None, bar: Any) -> None:
+        self.manager = manager
+        self.jobs = jobs
+        self.on_done = on_done
+        self.bar = bar if bar is not None and hasattr(bar, "update") else None
+        # what a sequential training records (see training_worker.to_training_result)
+        self.record = manager.config.replace(n_jobs=threads_per_worker(1))
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.errors: dict[int, Exception] = {}
+
+    def collect(self, i: int, outcome: Callable[[], Any]) -> None:
+        """Run ``outcome()`` (a training or a registration) for job ``i`` and keep what it gives."""
+        try:
+            row = outcome().to_dict()
+        except Exception as exc:  # reported once every other ticker is done
+            log.warning("training %s failed: %s", self.jobs[i][0], exc)
+            self.errors[i] = exc
+        else:
+            self.rows[i] = row
+            if self.on_done is not None:
+                self.on_done(row)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def register(self, i: int, result: Callable[[], TrainedTicker]) -> Callable[[], Any]:
+        """The registration of job ``i`` once its worker's ``result()`` is in."""
+        def outcome() -> Any:
+            training = to_training_result(result(), self.record)
+            # the registration manager.train ends with: same tags, lineage, gate and aliases
+            return self.manager._register(normalize_ticker(self.jobs[i][0]), training)
+        return outcome
+
+    def results(self) -> list[dict[str, Any]]:
+        if self.errors:
+            raise self.errors[min(self.errors)]
+        return [self.rows[i] for i in sorted(self.rows)]
 
 
-def train_many(manager: Any, jobs: Sequence[tuple[str, list[str]]], *, workers: int = 1,
+def train_many(manager: Any, jobs: Sequence[Job], *, workers: int = 1,
                executor: str = "local", scheduler: str | None = None,
                on_done: Callable[[dict[str, Any]], None] | None = None,
                bar: Any = None) -> list[dict[str, Any]]:
-    """Train ``(ticker, files)`` jobs; results in job order. Errors propagate after all finish.
+    """Train and register ``(ticker, files)`` jobs; one result row per job, in job order.
 
-    ``executor="dask"`` runs the jobs on the Dask scheduler at ``scheduler``
-    (``tcp://HOST:PORT``), or on a ``distributed.LocalCluster`` of ``workers``
-    processes when no scheduler is given.
+    Parameters
+    ----------
+    manager
+        The :class:`~ticker_registry.manager.SyncTickerModelManager` whose store
+        receives the versions (registered from this process only).
+    jobs
+        ``(ticker, trade files)`` pairs.
+    workers
+        Worker processes (local or of a ``LocalCluster``); 1 trains here.
+    executor
+        ``"local"`` or ``"dask"``: the scheduler at ``scheduler``
+        (``tcp://HOST:PORT``), or a ``distributed.LocalCluster`` of ``workers``
+        processes when none is given.
+    on_done, bar
+        Called with each registered row; ``bar.update(1)`` after each job.
+
+    Raises
+    ------
+    Exception
+        The error of the earliest failed job, once every other job is done.
     """
-    if executor == "dask":
-        return _train_dask(manager, jobs, workers=workers, scheduler=scheduler, bar=bar)
-    if executor != "local":
+    if executor not in ("local", "dask"):
         raise ValueError(f"unknown executor {executor!r}; use 'local' or 'dask'")
-    config = manager.config.replace(n_jobs=threads_per_worker(workers)).to_dict()
-    results: dict[int, dict[str, Any]] = {}
-    errors: list[BaseException] = []
-
-    def done(i: int, result: dict[str, Any]) -> None:
-        results[i] = result
-        if on_done:
-            on_done(result)
-        if bar is not None and hasattr(bar, "update"):
-            bar.update(1)
-
-    if workers <= 1 or len(jobs) <= 1:
+    driver = _Driver(manager, jobs, on_done, bar)
+    if executor == "dask":
+        _train_dask(driver, workers=workers, scheduler=scheduler)
+    elif workers <= 1 or len(jobs) <= 1:
         for i, (ticker, files) in enumerate(jobs):
-            done(i, manager.train(ticker, files=files,
-                                  n_jobs=threads_per_worker(1)).to_dict())
+            driver.collect(i, partial(manager.train, ticker, files=files,
+                                      n_jobs=threads_per_worker(1)))
     else:
-        import multiprocessing
+        _train_local(driver, workers)
+    return driver.results()
 
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_train_job, config, str(manager.models_dir),
-                                   manager.tracking_uri, t, f): i
-                       for i, (t, f) in enumerate(jobs)}
+
+def _train_local(driver: _Driver, workers: int) -> None:
+    import multiprocessing
+
+    processes = min(workers, len(driver.jobs))
+    threads = threads_per_worker(processes)
+    config = driver.manager.config.replace(n_jobs=threads).to_dict()
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=prepare_worker,
+                             initargs=(threads, driver.manager.config.model_type)) as pool:
+        futures = {pool.submit(train_ticker, config, list(files), threads): i
+                   for i, (_ticker, files) in enumerate(driver.jobs)}
+        try:
             for future in as_completed(futures):
-                try:
-                    done(futures[future], future.result())
-                except BaseException as exc:  # report after the others finish
-                    errors.append(exc)
-    if errors:
-        raise errors[0]
-    return [results[i] for i in sorted(results)]
+                i = futures.pop(future)
+                driver.collect(i, driver.register(i, future.result))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
-def _train_dask(manager: Any, jobs: Sequence[tuple[str, list[str]]], *, workers: int,
-                scheduler: str | None, bar: Any) -> list[dict[str, Any]]:
+def _train_dask(driver: _Driver, *, workers: int, scheduler: str | None) -> None:
     try:
         from distributed import Client, LocalCluster
         from distributed import as_completed as dask_completed
     except ImportError as exc:
         raise ImportError("the dask executor needs the `dask` extra: "
                           "pip install 'ticker-registry[dask]'") from exc
-    config = manager.config.replace(n_jobs=1).to_dict()
+    if not driver.jobs:
+        return
     cluster = None
+    threads = 1
     if scheduler is None:
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+        processes = max(1, min(workers, len(driver.jobs)))
+        threads = threads_per_worker(processes)
+        cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
                                dashboard_address=None)
+    config = driver.manager.config.replace(n_jobs=threads).to_dict()
     client = Client(cluster if cluster is not None else scheduler)
     try:
-        futures = [client.submit(_train_job, config, str(manager.models_dir), manager.tracking_uri,
-                                 ticker, list(files), pure=False, key=f"train-{ticker}-{i}")
-                   for i, (ticker, files) in enumerate(jobs)]
-        if bar is not None and hasattr(bar, "update"):
-            for _ in dask_completed(futures):
-                bar.update(1)
-        return client.gather(futures)
+        # a key unique to this call: tasks of the same key on a shared scheduler are one task
+        token = uuid.uuid4().hex[:12]
+        futures = {client.submit(train_ticker, config, list(files), threads, pure=False,
+                                 key=f"train-{ticker}-{i}-{token}"): i
+                   for i, (ticker, files) in enumerate(driver.jobs)}
+        try:
+            for future in dask_completed(list(futures)):
+                i = futures.pop(future)
+                driver.collect(i, driver.register(i, future.result))
+                future.release()
+        except BaseException:
+            client.cancel(list(futures))
+            raise
     finally:
         client.close()
         if cluster is not None:
