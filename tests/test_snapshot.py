@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ticker_registry.registry import TickerRegistry
+from ticker_registry.store.snapshot import heads_of
 
 
 def _by_search(registry: TickerRegistry):
@@ -30,18 +31,23 @@ def test_snapshot_matches_the_searches(registry, trained, tmp_path):
     result = trained[0]
     other.register("ETHUSDT", result.model, lineage=result.lineage, idempotency_key="other-0")
 
-    models, versions = registry.snapshot()
+    snap = registry.snapshot()
     assert registry.store._sql is not None  # the SQL path ran, not the fallback
     expected_models, expected_versions = _by_search(registry)
-    assert sorted(models, key=lambda m: m.name) == expected_models
-    assert sorted(versions, key=lambda v: (v.name, v.version)) == expected_versions
-    assert [v.version for v in versions if v.ticker == "BTCUSDT"] == [1, 3]
-    assert {m.name for m in models} == {"order_flow.ETHUSDT", "order_flow.BTCUSDT"}
+    expected = heads_of(expected_models, expected_versions)
+    assert sorted(snap.models, key=lambda m: m.name) == expected_models
+    assert sorted(snap.versions, key=lambda v: (v.name, v.version)) == expected.versions
+    assert snap.counts == expected.counts == {"order_flow.ETHUSDT": 3, "order_flow.BTCUSDT": 2}
+    # heads only: ETHUSDT's production (2) and newest (3, also staging); BTCUSDT's newest
+    assert [(v.ticker, v.version) for v in sorted(snap.versions, key=lambda v: (v.name, v.version))
+            ] == [("BTCUSDT", 3), ("ETHUSDT", 2), ("ETHUSDT", 3)]
+    assert {m.name for m in snap.models} == {"order_flow.ETHUSDT", "order_flow.BTCUSDT"}
 
 
 def test_snapshot_falls_back_to_the_searches_when_the_tables_are_unreadable(registry, trained):
     result = trained[0]
     registry.register("ETHUSDT", result.model, lineage=result.lineage, idempotency_key="k-0")
     registry.store._sql = object()  # not an engine: the SQL read fails, the searches answer
-    models, versions = registry.snapshot()
-    assert [m.name for m in models] == ["order_flow.ETHUSDT"] and len(versions) == 1
+    snap = registry.snapshot()
+    assert [m.name for m in snap.models] == ["order_flow.ETHUSDT"] and len(snap.versions) == 1
+    assert snap.counts == {"order_flow.ETHUSDT": 1}

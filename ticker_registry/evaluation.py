@@ -370,6 +370,10 @@ def head_skill(metrics: Mapping[str, float]) -> dict[str, bool]:
     return {h: float(metrics.get(f"has_skill_{h}", 0.0)) > 0 for h in HEADS}
 
 
+#: The metrics :func:`served_skill_score` reads.
+SKILL_SCORE_METRICS = (*(f"has_skill_{h}" for h in HEADS), *(f"skill_{h}" for h in HEADS))
+
+
 def served_skill_score(metrics: Mapping[str, float]) -> float:
     """Mean over the heads of the skill a version *serves*: a head's skill where its model
     serves, 0 where its baseline does. Comparable across tickers (each head is scored

@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["AuditEvent", "ModelRecord", "PreloadResult", "PromotionDecision", "RunRecord",
+__all__ = ["AuditEvent", "ModelRecord", "PreloadResult", "PromotionDecision", "RunRecord", "Snapshot",
            "TrainOutcome", "TrainingLineage", "VersionInfo", "metric_tags"]
 
 #: Metric names copied to model-version tags (prefix ``metric.``).
@@ -42,6 +42,20 @@ class ModelRecord:
     aliases: dict[str, int]
     tags: dict[str, str]
     description: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Registered models, their live version counts, and their head versions.
+
+    ``versions`` holds, per model, the newest live version and every version an
+    alias points to (full tags, no aliases: those are on the models);
+    ``counts`` maps a model name to its number of live versions.
+    """
+
+    models: list[ModelRecord]
+    versions: list[VersionInfo]
+    counts: dict[str, int]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from .exceptions import InvalidArgumentError, ModelNotFoundError
 from .lineage import next_totals
 from .locking import TickerLock
 from .model import OrderFlowModel
-from .records import ModelRecord, TrainingLineage, VersionInfo
+from .records import ModelRecord, Snapshot, TrainingLineage, VersionInfo
 from .redaction import redact_uri
 from .store import DEFAULT_MODELS_DIR, MlflowStore, resolve_tracking_uri
 from .store.runs import log_training
@@ -250,10 +251,12 @@ class VersionCatalog:
         """Model versions matching an MLflow filter (paged). Their ``aliases`` are empty."""
         return self.store.search_versions(filter_string)
 
-    def snapshot(self) -> tuple[list[ModelRecord], list[VersionInfo]]:
-        """Every registered model of this namespace and their live versions, in one read
-        (see :meth:`ticker_registry.store.MlflowStore.snapshot`); versions have no aliases."""
-        return self.store.snapshot(f"{self.config.namespace}.")
+    def snapshot(self, keys: Collection[str] | None = None) -> Snapshot:
+        """This namespace's registered models, their live version counts and head versions
+        (newest and aliased), in one read (:meth:`ticker_registry.store.MlflowStore.snapshot`);
+        the versions have no aliases (they are on the models), and only the tags in ``keys``
+        (None: all of them)."""
+        return self.store.snapshot(f"{self.config.namespace}.", keys)
 
     def search_models(self) -> list[ModelRecord]:
         """All registered models of this namespace (paged; aliases and tags included)."""

@@ -1,10 +1,12 @@
 """Read-only views over the registry: status, the seed's metadata, compare, best.
 
 Every view is built from one snapshot of the namespace (registered models with
-their aliases and tags, and model versions with their tags: one read of MLflow's
-tables on a SQL store, else two paged searches), never one round trip per
-ticker. Versions carry no aliases there (``search_model_versions`` returns none,
-an MLflow bug), so aliases come from the registered models.
+their aliases and tags, their live version counts, and the versions that matter
+with their tags: the newest and the aliased ones; one read of MLflow's tables on a
+SQL store, else two paged searches), never one round trip per ticker, and its
+cost does not grow with a ticker's history; it reads only the tags the views show
+(:data:`VIEW_TAGS`). Versions carry no aliases there (``search_model_versions``
+returns none, an MLflow bug), so aliases come from the registered models.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .evaluation import HEADS, LOSS_METRICS, served_skill_score
+from .evaluation import HEADS, LOSS_METRICS, SKILL_SCORE_METRICS, served_skill_score
 from .exceptions import InvalidArgumentError, ModelNotFoundError
-from .lineage import training_totals
+from .lineage import SAMPLES_TAG, SESSIONS_TAG, training_totals
 from .records import HEADLINE_METRICS, VersionInfo
 
 if TYPE_CHECKING:
@@ -28,6 +30,12 @@ LOWER_IS_BETTER = (*LOSS_METRICS.values(), *(f"{head}_mae" for head in HEADS[1:]
 #: The ranking ``best`` uses by default: the skill a version serves, averaged over heads
 #: (:func:`ticker_registry.evaluation.served_skill_score`), comparable across tickers.
 SKILL_SCORE = "skill_score"
+_BASELINES = ("baseline_flow_type_accuracy", "baseline_impact_mse")
+#: The version tags the multi-ticker views show (the snapshot reads no others).
+VIEW_TAGS = frozenset({
+    "ticker", "model_type", "created_at", "gate.decision", "gate.reason", SESSIONS_TAG,
+    SAMPLES_TAG, *(f"serving.{h}" for h in HEADS),
+    *(f"metric.{m}" for m in (*HEADLINE_METRICS, *_BASELINES, *SKILL_SCORE_METRICS))})
 
 
 def _metric(info: VersionInfo, metric: str) -> float | None:
@@ -42,17 +50,17 @@ def _serving(info: VersionInfo | None) -> str | None:
     return ", ".join(f"{h}={info.tags.get(f'serving.{h}', 'model')}" for h in HEADS)
 
 
-def _snapshot(registry: TickerRegistry) -> list[dict[str, Any]]:
-    models, versions = registry.snapshot()
-    if not models:
-        return []
+def _snapshot(registry: TickerRegistry, metric: str | None = None,
+              every_tag: bool = False) -> list[dict[str, Any]]:
+    keys = None if every_tag else VIEW_TAGS | ({f"metric.{metric}"} if metric else set())
+    snap = registry.snapshot(keys)
     by_name: dict[str, list[VersionInfo]] = {}
-    for info in versions:
+    for info in snap.versions:
         by_name.setdefault(info.name, []).append(info)
     out = []
-    for state in sorted(models, key=lambda s: s.name):
-        out.append({"state": state, "versions": sorted(by_name.get(state.name, []),
-                                                       key=lambda v: v.version)})
+    for state in sorted(snap.models, key=lambda s: s.name):
+        out.append({"state": state, "count": snap.counts.get(state.name, 0),
+                    "versions": sorted(by_name.get(state.name, []), key=lambda v: v.version)})
     return out
 
 
@@ -73,12 +81,11 @@ def status(registry: TickerRegistry) -> list[dict[str, Any]]:
             "model_name": state.name,
             "production": prod,
             "staging": staging,
-            "latest": versions[-1].version if versions else None,
-            "versions": len(versions),
+            "latest": newest.version if newest else None,
+            "versions": item["count"],
             "model_type": shown.tags.get("model_type") if shown else None,
             **{m: metrics.get(m) for m in HEADLINE_METRICS},
-            "baseline_flow_type_accuracy": metrics.get("baseline_flow_type_accuracy"),
-            "baseline_impact_mse": metrics.get("baseline_impact_mse"),
+            **{m: metrics.get(m) for m in _BASELINES},
             SKILL_SCORE: served_skill_score(metrics) if shown else None,
             "serving": _serving(shown),
             # where the gate put the newest version, and why (visible when it does not serve)
@@ -191,7 +198,7 @@ def best(registry: TickerRegistry, metric: str = SKILL_SCORE,
 def _metric_rows(registry: TickerRegistry, metric: str) -> list[dict[str, Any]]:
     out = []
     cfg = registry.config
-    for item in _snapshot(registry):
+    for item in _snapshot(registry, metric):
         state, versions = item["state"], item["versions"]
         prod = state.aliases.get(cfg.production_alias)
         chosen = next((v for v in versions if v.version == prod), None)
@@ -207,7 +214,7 @@ def _metric_rows(registry: TickerRegistry, metric: str) -> list[dict[str, Any]]:
 
 def _known_metrics(registry: TickerRegistry) -> set[str]:
     names: set[str] = set()
-    for item in _snapshot(registry):
+    for item in _snapshot(registry, every_tag=True):
         for v in item["versions"]:
             names.update(v.metrics)
     return names

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 from ..exceptions import ModelNotFoundError, RegistryError
-from ..records import ModelRecord, RunRecord, VersionInfo
+from ..records import ModelRecord, RunRecord, Snapshot, VersionInfo
 from .entities import download, model_record, run_record, version_info
 from .retry import apply_http_deadlines, default_deadline, translate_errors, with_retries
 
@@ -211,24 +211,25 @@ class MlflowStore:
             if not token:
                 return
 
-    def snapshot(self, prefix: str) -> tuple[list[ModelRecord], list[VersionInfo]]:
-        """Every registered model named ``prefix...`` and every live version of them: one read
-        of MLflow's tables on a SQL store (:mod:`.snapshot`), else the paged searches."""
+    def snapshot(self, prefix: str, keys: Collection[str] | None = None) -> Snapshot:
+        """Every registered model named ``prefix...``, its live version count and its head
+        versions (newest and aliased; :class:`~ticker_registry.records.Snapshot`): one read of MLflow's
+        tables on a SQL store, else the paged searches. ``keys`` limits the versions' tags."""
+        from .snapshot import heads_of, read_snapshot
+
         if not self.is_http:
             try:
                 if self._sql is None:
                     import sqlalchemy as sa
 
                     self._sql = sa.create_engine(self.tracking_uri)
-                from .snapshot import read_snapshot
-
-                return read_snapshot(self._sql, prefix)
+                return read_snapshot(self._sql, prefix, keys)
             except Exception as exc:  # layout changed, no permission...: the searches are exact
                 log.debug("snapshot through MLflow's searches (%s)", exc)
         like = f"{prefix}%"  # '_' matches any character here: startswith keeps ours
         models = [m for m in self.search_models(like) if m.name.startswith(prefix)]
         versions = self.search_versions(f"name LIKE '{like}'")
-        return models, [v for v in versions if v.name.startswith(prefix)]
+        return heads_of(models, (v for v in versions if v.name.startswith(prefix)), keys)
 
     # ------------------------------------------------------------------ aliases
     def set_alias(self, name: str, alias: str, version: int) -> None:

@@ -1,76 +1,139 @@
-"""One read of a namespace's registered models and versions from MLflow's own SQL tables.
+"""One read of a namespace's registered models and their *head* versions.
 
-A status read over thousands of tickers cannot go through ``MlflowClient``: its
-searches build one ORM object per tag row and load each model's latest versions
-one query at a time. On a SQL store (SQLite, PostgreSQL, MySQL) this module reads
-the five registry tables (``registered_models``, ``registered_model_tags``,
-``registered_model_aliases``, ``model_versions``, ``model_version_tags``) with
-SQLAlchemy Core in one transaction and returns the same records the searches
-give (``tests/test_snapshot.py`` compares them). It depends on MLflow's table
-layout, so the adapter falls back to the searches on any error (a release that
-changed the layout, a server store, a missing permission).
+Multi-ticker views (status, the seed's metadata, best) need, per ticker, the
+registered model (tags, aliases), how many live versions it has, and the full
+tags of the versions that matter: the newest one and those an alias points to.
+The :class:`Snapshot` holds exactly that, so its cost does not grow with a
+ticker's history: older versions are counted, never read.
+
+On a SQL store (SQLite, PostgreSQL, MySQL) :func:`read_snapshot` reads MLflow's
+registry tables with five plain SQL statements in one transaction, fetching
+tuples (no ORM objects, no reflection): ``MlflowClient``'s searches build one
+ORM object per tag row and load each model's versions one query at a time. It
+depends on MLflow's table layout, so the adapter falls back to the searches
+(:func:`heads_of`) on any error (a release that changed the layout, a server
+store, a missing permission); ``tests/test_snapshot.py`` checks both give the
+same records.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Collection, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from ..records import ModelRecord, VersionInfo, metric_tags
+from ..records import ModelRecord, Snapshot, VersionInfo, metric_tags
 
-__all__ = ["read_snapshot"]
+__all__ = ["heads_of", "read_snapshot"]
 
 #: MLflow marks a deleted version with this stage and keeps its row.
 _DELETED = "Deleted_Internal"
-_TABLES = ("registered_models", "registered_model_tags", "registered_model_aliases",
-           "model_versions", "model_version_tags")
+
+
+def heads_of(models: list[ModelRecord], versions: Iterable[VersionInfo],
+             keys: Collection[str] | None = None) -> Snapshot:
+    """The :class:`Snapshot` of ``models`` given all their live ``versions`` (the fallback),
+    the head versions' tags cut to ``keys`` like :func:`read_snapshot` does."""
+    counts: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    every = list(versions)
+    for v in every:
+        counts[v.name] = counts.get(v.name, 0) + 1
+        newest[v.name] = max(newest.get(v.name, 0), v.version)
+    wanted = {(name, version) for name, version in newest.items()}
+    wanted |= {(m.name, version) for m in models for version in m.aliases.values()}
+    heads = [v for v in every if (v.name, v.version) in wanted]
+    if keys is not None:
+        keep = set(keys)
+        heads = [replace(v, tags=tags, metrics=metric_tags(tags)) for v in heads
+                 for tags in [{k: x for k, x in v.tags.items() if k in keep}]]
+    return Snapshot(models, heads, counts)
 
 
 def _iso(ms: Any) -> str:
     return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="seconds") if ms else ""
 
 
-def read_snapshot(engine: sa.Engine, prefix: str) -> tuple[list[ModelRecord], list[VersionInfo]]:
-    """Every registered model whose name starts with ``prefix`` and its live versions."""
-    meta = sa.MetaData()
-    tables = {name: sa.Table(name, meta, autoload_with=engine) for name in _TABLES}
+_WORKSPACES: weakref.WeakKeyDictionary[sa.Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def _has_workspaces(engine: sa.Engine) -> bool:
+    """MLflow 3 added a ``workspace`` column (this client reads the default workspace);
+    looked up once per engine."""
+    if engine not in _WORKSPACES:
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("model_versions")}
+        _WORKSPACES[engine] = "workspace" in columns
+    return _WORKSPACES[engine]
+
+
+def read_snapshot(engine: sa.Engine, prefix: str, keys: Collection[str] | None = None) -> Snapshot:
+    """The :class:`Snapshot` of every registered model whose name starts with ``prefix``.
+
+    ``keys`` limits the head versions' tags to those keys (a view reads what it shows:
+    the tag rows are most of the read's cost); None reads them all.
+    """
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    ws = " AND {t}.workspace = 'default'" if _has_workspaces(engine) else ""
 
-    def rows(name: str) -> sa.Select[Any]:
-        table = tables[name]
-        query = sa.select(table).where(table.c.name.like(like, escape="\\"))
-        if "workspace" in table.c:  # MLflow 3: this client reads the default workspace
-            query = query.where(table.c.workspace == "default")
-        return query
+    def where(t: str) -> str:
+        return f"{t}.name LIKE :like ESCAPE '\\'" + ws.format(t=t)
 
+    live = f"(mv.current_stage IS NULL OR mv.current_stage <> '{_DELETED}')"
+    heads = (f"SELECT mv.name AS name, MAX(mv.version) AS version FROM model_versions mv "
+             f"WHERE {where('mv')} AND {live} GROUP BY mv.name "
+             f"UNION SELECT a.name, a.version FROM registered_model_aliases a WHERE {where('a')}")
+    statements = {
+        "models": f"SELECT m.name, m.description FROM registered_models m WHERE {where('m')}",
+        "model_tags": f"SELECT t.name, t.key, t.value FROM registered_model_tags t "
+                      f"WHERE {where('t')}",
+        "aliases": f"SELECT a.name, a.alias, a.version FROM registered_model_aliases a "
+                   f"WHERE {where('a')}",
+        "counts": f"SELECT mv.name, COUNT(*) FROM model_versions mv WHERE {where('mv')} AND {live} "
+                  f"GROUP BY mv.name",
+        "versions": f"SELECT mv.name, mv.version, mv.run_id, mv.creation_time, mv.source, "
+                    f"mv.status, mv.description FROM model_versions mv JOIN ({heads}) h "
+                    f"ON mv.name = h.name AND mv.version = h.version "
+                    f"WHERE {where('mv')} AND {live}",
+        "version_tags": f"SELECT t.name, t.version, t.key, t.value FROM model_version_tags t "
+                        f"JOIN ({heads}) h ON t.name = h.name AND t.version = h.version "
+                        f"WHERE {where('t')}" + (" AND t.key IN :keys" if keys is not None else ""),
+    }
+    params: dict[str, Any] = {"like": like}
+    if keys is not None:
+        params["keys"] = sorted(keys) or [""]
     with engine.connect() as conn, conn.begin():
-        models = conn.execute(rows("registered_models")).mappings().all()
-        model_tags = conn.execute(rows("registered_model_tags")).mappings().all()
-        aliases = conn.execute(rows("registered_model_aliases")).mappings().all()
-        versions = conn.execute(rows("model_versions")).mappings().all()
-        version_tags = conn.execute(rows("model_version_tags")).mappings().all()
+        got = {}
+        for key, sql in statements.items():
+            statement = sa.text(sql)
+            if ":keys" in sql:
+                statement = statement.bindparams(sa.bindparam("keys", expanding=True))
+            got[key] = conn.execute(statement, {k: v for k, v in params.items()
+                                                if f":{k}" in sql}).all()
+
     tags_of: dict[str, dict[str, str]] = {}
-    for r in model_tags:
-        tags_of.setdefault(r["name"], {})[r["key"]] = r["value"]
+    for name, key, value in got["model_tags"]:
+        tags_of.setdefault(name, {})[key] = value
     aliases_of: dict[str, dict[str, int]] = {}
-    for r in aliases:
-        aliases_of.setdefault(r["name"], {})[r["alias"]] = int(r["version"])
+    for name, alias, version in got["aliases"]:
+        aliases_of.setdefault(name, {})[alias] = int(version)
     vtags: dict[tuple[str, int], dict[str, str]] = {}
-    for r in version_tags:
-        vtags.setdefault((r["name"], int(r["version"])), {})[r["key"]] = r["value"]
-    out_models = [ModelRecord(r["name"], aliases_of.get(r["name"], {}),
-                              tags_of.get(r["name"], {}), r["description"] or "")
-                  for r in models if r["name"].startswith(prefix)]
-    out_versions = []
-    for r in versions:
-        if r["current_stage"] == _DELETED or not r["name"].startswith(prefix):
+    for name, version, key, value in got["version_tags"]:
+        vtags.setdefault((name, int(version)), {})[key] = value
+    # LIKE's escapes differ between databases: startswith is the exact test
+    models = [ModelRecord(name, aliases_of.get(name, {}), tags_of.get(name, {}), description or "")
+              for name, description in got["models"] if name.startswith(prefix)]
+    versions = []
+    for name, version, run_id, created, source, status, description in got["versions"]:
+        if not name.startswith(prefix):
             continue
-        tags = vtags.get((r["name"], int(r["version"])), {})
-        out_versions.append(VersionInfo(
-            ticker=tags.get("ticker") or r["name"].partition(".")[2], name=r["name"],
-            version=int(r["version"]), run_id=r["run_id"], created_at=_iso(r["creation_time"]),
-            aliases=(), metrics=metric_tags(tags), tags=tags, source=r["source"] or "",
-            status=str(r["status"]), description=r["description"] or ""))
-    return out_models, out_versions
+        tags = vtags.get((name, int(version)), {})
+        versions.append(VersionInfo(
+            ticker=tags.get("ticker") or name.partition(".")[2], name=name, version=int(version),
+            run_id=run_id, created_at=_iso(created), aliases=(), metrics=metric_tags(tags),
+            tags=tags, source=source or "", status=str(status), description=description or ""))
+    counts = {name: int(n) for name, n in got["counts"] if name.startswith(prefix)}
+    return Snapshot(models, versions, counts)
