@@ -36,8 +36,10 @@ Import verifies everything before anything reaches the registry:
    :data:`MAX_COMPRESSION_RATIO` times the compressed bytes read;
 4. the files, written by our code under our own names into a fresh private
    (0700) temporary directory, are loaded and test-predicted on a zero
-   feature row in a subprocess with a timeout, after bounded checks made
-   before a native library parses them (:mod:`.trees`, limits in
+   feature row in a separate, lean Python process with a timeout per check
+   (started once per process and reused, replaced after any failure:
+   :mod:`.checker`), after bounded checks made before a native library parses
+   them (:mod:`.trees`, limits in
    :mod:`.limits`: tree count, node count and depth from the hyperparameter
    bounds, children in range, one parent each, every node reachable; a skops
    zip's directory, entry sizes, compression ratios and schema size; skops
@@ -59,8 +61,9 @@ The package, one module per responsibility:
 - :mod:`.reader`: streaming verification of a bundle file (steps 1-3, :func:`verify_bundle`);
 - :mod:`.writer`: :func:`export_bundle` and :func:`export_all`;
 - :mod:`.importer`: :func:`import_bundle`, registration with lineage and tags;
-- :mod:`.check`: the subprocess test load (step 4), also run as
+- :mod:`.check`: the test load (step 4) as the child runs it, also run as
   ``python -m ticker_registry.bundle --check DIR``;
+- :mod:`.checker`: the reused child that runs it: start, bounds, replacement;
 - :mod:`.trees`, :mod:`.ubjson`: the bounded checks of the head files it runs first;
 - :mod:`.limits`: every content limit and what it is derived from;
 - :mod:`.keys`: MLflow key rules, metric and feature-spec checks.
@@ -73,10 +76,10 @@ from ..redaction import redact_uri as redact_uri
 # Names outside __all__ stay importable from here as before the split: redact_uri
 # (maintenance), check_in_subprocess and _import_tags (tests), _check_main, and the
 # format constants and helpers of the former single module.
-from .check import CHECK_TIMEOUT as CHECK_TIMEOUT
 from .check import _check_main as _check_main
-from .check import check_in_subprocess as check_in_subprocess
 from .check import check_model_directory as check_model_directory
+from .checker import CHECK_TIMEOUT as CHECK_TIMEOUT
+from .checker import check_in_subprocess as check_in_subprocess
 from .importer import ImportResult, import_bundle
 from .importer import _import_tags as _import_tags
 from .manifest import BUNDLE_FORMAT as BUNDLE_FORMAT

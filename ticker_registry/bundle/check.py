@@ -1,76 +1,90 @@
-"""The isolated test load: tree sanity checks, load and predict, in a child process.
+"""The isolated test load (step 4 of :mod:`ticker_registry.bundle`): the code the child runs.
 
-Step 4 of :mod:`ticker_registry.bundle`. A crafted tree file can crash the
-process that predicts with it, so the parent only reads the child's one-line
-JSON report.
+A crafted tree file can crash, hang or exhaust the memory of the process that loads it,
+so these functions run in a separate Python process and never in the importing one:
+:mod:`.checker` starts that process, sends it model directories and reads its replies.
+
+The child stays lean. It never imports the package's ``__init__`` (MLflow, SQLAlchemy, the
+manager): :mod:`.checker` starts it with stand-ins for the two packages, so this module
+brings only numpy, the serving code (:mod:`ticker_registry.served`, which needs pandas) and
+our bounded readers. A model's native library is imported at the first check of its type,
+XGBoost and LightGBM without scikit-learn (their optional integrations would pull it and
+SciPy's statistics in: about a second of start-up for nothing the check uses).
+
+Two entry points: :func:`serve`, the loop of the reused worker (one JSON request a line on
+stdin, one JSON reply a line on the original stdout), and :func:`_check_main`, the one-shot
+``python -m ticker_registry.bundle --check DIR``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import signal
-import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO, Any
 
-from ..exceptions import BundleError, ModelFormatError
+from ..exceptions import ModelFormatError
 from ..features import FEATURE_NAMES, FLOW_TYPES
 from ..heads import HEAD_SUFFIX, skops_trusted
-from ..model import HEADS, OrderFlowModel, read_model_manifest
+from ..served import HEADS, ServedModel, read_manifest
 from .manifest import _first_line
 from .trees import check_lgb_file, check_rf_forest, check_skops_file, check_xgb_file
 
-CHECK_TIMEOUT = 120.0  #: seconds for the subprocess test load
+#: The module each model type's heads are loaded with (imported at its first check).
+_NATIVE = {"xgboost": "xgboost", "lightgbm": "lightgbm", "random_forest": "skops.io"}
+#: Seconds between two looks of the worker at its parent (it exits once the parent is gone).
+_PARENT_POLL = 1.0
 
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from ticker_registry.bundle.check import _check_main; "
-          "sys.exit(_check_main(sys.argv[2:]))")
 
+def serve(requests: IO[str] | None = None, replies: IO[str] | None = None) -> int:
+    """The worker's loop: check each requested directory, reply, until stdin closes.
 
-def check_in_subprocess(directory: Path, *, label: str = "model directory",
-                        timeout: float = CHECK_TIMEOUT) -> list[float]:
-    """Load and test-predict the native model in ``directory`` in a separate Python process.
-
-    Returns the predictions of a zero feature row. A crash, a timeout or a
-    refusal in the child raises :class:`BundleError`.
+    A request is ``{"id": n, "check": "/abs/dir"}``; the reply ``{"id": n, "ok": true,
+    "prediction": [...]}`` or ``{"id": n, "ok": false, "error": "..."}``. Replies go to
+    the process's original stdout; file descriptor 1 is pointed at stderr, so whatever a
+    native library prints cannot be taken for a reply.
     """
-    # our own code, not the bundle's: the directory holding ticker_registry/bundle/check.py
-    root = str(Path(__file__).resolve().parents[2])
-    cmd = [sys.executable, "-I", "-c", _CHILD, root, "--check", str(directory)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=directory, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise BundleError(f"{label} is refused: loading its models did not finish within "
-                          f"{timeout:.0f} s in the isolated test load") from None
-    lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
-    try:
-        report = json.loads(lines[-1]) if lines else {}
-    except ValueError:
-        report = {}
-    if proc.returncode < 0:
+    if replies is None:
+        replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    for line in requests if requests is not None else sys.stdin:
         try:
-            sig = signal.Signals(-proc.returncode).name
-        except ValueError:
-            sig = f"signal {-proc.returncode}"
-        raise BundleError(f"{label} is refused: the isolated test load of its models crashed "
-                          f"({sig}); a crafted or damaged tree file can do this")
-    if not isinstance(report, dict) or not report.get("ok"):
-        reason = report.get("error") if isinstance(report, dict) else None
-        if not reason:
-            tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-            reason = f"exit code {proc.returncode}: {' '.join(tail)[:300]}"
-        raise BundleError(f"{label} is refused by the isolated test load: {reason}")
-    prediction = report.get("prediction")
-    if not isinstance(prediction, list):
-        raise BundleError(f"{label} is refused: the isolated test load returned no prediction")
-    return [float(x) for x in prediction]
+            request = json.loads(line)
+            ident, directory = request["id"], Path(request["check"])
+        except (ValueError, KeyError, TypeError):
+            reply: dict[str, Any] = {"id": None, "ok": False, "error": "bad request"}
+        else:
+            reply = {"id": ident, **_checked(directory)}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+    return 0
+
+
+def _checked(directory: Path) -> dict[str, Any]:
+    """One check as a reply: run inside the directory, then back at ``/`` (nothing of ours)."""
+    try:
+        os.chdir(directory)
+        return {"ok": True, "prediction": check_model_directory(directory)}
+    except Exception as exc:  # report every failure as data; the parent decides
+        return {"ok": False, "error": _first_line(exc)}
+    finally:
+        os.chdir("/")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit once the parent is gone, even in the middle of a check (stdin EOF covers idle)."""
+    while os.getppid() == parent:
+        threading.Event().wait(_PARENT_POLL)
+    os._exit(1)
 
 
 def _check_main(argv: list[str]) -> int:
-    """Entry point of the child: ``--check DIR``; prints one JSON line."""
+    """Entry point of the one-shot check: ``--check DIR``; prints one JSON line."""
     if len(argv) != 2 or argv[0] != "--check":
         print(json.dumps({"ok": False, "error": "usage: python -m ticker_registry.bundle "
                                                 "--check DIR"}))
@@ -92,7 +106,7 @@ def check_model_directory(directory: Path) -> list[float]:
     """
     import numpy as np
 
-    manifest = read_model_manifest(directory)
+    manifest = read_manifest(directory)
     model_type = manifest["model_type"]
     n_features = len(FEATURE_NAMES)
     for head in HEADS:
@@ -105,12 +119,28 @@ def check_model_directory(directory: Path) -> list[float]:
         else:
             check_skops_file(path)
             skops_trusted(path)  # the loader's own allow-list decision, before anything is built
-    model = OrderFlowModel.load(directory, n_jobs=1)
+    _import_native(model_type)
+    model = ServedModel.load(directory, n_jobs=1, manifest=manifest)
     if model_type == "random_forest":
         for head in HEADS:
-            check_rf_forest(model.heads_[head].estimator, head, n_features)  # type: ignore[attr-defined]
+            check_rf_forest(model.heads[head].estimator, head, n_features)  # type: ignore[attr-defined]
     out = model.predict_matrix(np.zeros((1, n_features)))
     if out.shape != (1, 5) or not np.isfinite(out).all():
         raise ModelFormatError(f"the model predicts {out!r} for a zero row; expected 5 finite "
                                "numbers")
     return [float(x) for x in out[0]]
+
+
+def _import_native(model_type: str) -> None:
+    """Import the model type's library; XGBoost and LightGBM with scikit-learn hidden."""
+    name = _NATIVE[model_type]
+    if name in sys.modules:
+        return
+    hide = model_type != "random_forest" and "sklearn" not in sys.modules
+    if hide:
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # import sklearn -> ImportError
+    try:
+        importlib.import_module(name)
+    finally:
+        if hide:
+            del sys.modules["sklearn"]

@@ -19,7 +19,7 @@ from ..model import OrderFlowModel, package_versions
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from ..versions import REGISTRY_TAG_PREFIXES, REGISTRY_TAGS
-from .check import check_in_subprocess
+from .checker import check_in_subprocess, start_check_worker
 from .keys import first_bad_key, metrics_problem
 from .manifest import BundleManifest
 from .reader import _read_bundle
@@ -73,6 +73,7 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
     """
     path = Path(path)
     target = normalize_ticker(as_ticker) if as_ticker else None
+    start_check_worker()  # its start-up (first import of the process) overlaps the reading
     workdir = Path(tempfile.mkdtemp(prefix="ticker-registry-import-"))  # 0700, ours alone
     try:
         model_dir = workdir / "model"

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..exceptions import BundleError, TickerRegistryError
 from ..heads import HEAD_SUFFIX
-from ..model import HEADS
+from ..served import HEADS
 from ..tickers import normalize_ticker
 from .keys import first_bad_key, metrics_problem
 
