@@ -28,7 +28,10 @@ def training_totals(info: VersionInfo | None, fallback: dict[str, str] | None = 
     versions registered before carry none, and the registered model's old
     counter tags (``fallback``) stand in.
     """
-    tags = info.tags if info is not None else {}
+    return _totals(info.tags if info is not None else {}, fallback)
+
+
+def _totals(tags: dict[str, str], fallback: dict[str, str] | None) -> tuple[int, int]:
     source = tags if SESSIONS_TAG in tags else {
         SESSIONS_TAG: (fallback or {}).get("training_sessions", "0"),
         SAMPLES_TAG: (fallback or {}).get("total_samples", "0")}
@@ -38,8 +41,9 @@ def training_totals(info: VersionInfo | None, fallback: dict[str, str] | None = 
         return 0, 0
 
 
-def next_totals(newest: VersionInfo | None, n_samples: int,
+def next_totals(newest: dict[str, str] | None, n_samples: int,
                 fallback: dict[str, str] | None = None) -> dict[str, str]:
-    """The totals tags of a new version trained on ``n_samples`` after ``newest``."""
-    sessions, samples = training_totals(newest, fallback)
+    """The totals tags of a new version trained on ``n_samples`` after the version whose tags
+    are ``newest`` (None: the first version)."""
+    sessions, samples = _totals(newest or {}, fallback)
     return {SESSIONS_TAG: str(sessions + 1), SAMPLES_TAG: str(samples + int(n_samples))}

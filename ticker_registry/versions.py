@@ -19,6 +19,7 @@ never changed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Collection
@@ -89,6 +90,7 @@ class VersionCatalog:
                                  timeout=self.config.registry_timeout)
         self.experiment_name = f"ticker-registry/{self.config.namespace}"
         self.audit = AuditTrail(self.store, self.config.namespace)
+        self._known_models: set[str] = set()  # registered models seen to exist
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -127,6 +129,9 @@ class VersionCatalog:
                 "there (train it first, or check --models-dir / --tracking-uri)") from None
 
     def _ensure_registered_model(self, name: str, ticker: str) -> None:
+        """Create the registered model unless this catalog saw it already (no read then)."""
+        if name in self._known_models:
+            return
         try:
             self.store.get_model(name)
         except ModelNotFoundError:
@@ -134,6 +139,7 @@ class VersionCatalog:
                     "created_at": _now()}
             self.store.create_model(name, tags=tags,
                                     description=f"Order-flow model of {ticker} (no version yet).")
+        self._known_models.add(name)
 
     # ------------------------------------------------------------------ registration
     def find_by_idempotency_key(self, ticker: str, key: str) -> VersionInfo | None:
@@ -149,6 +155,7 @@ class VersionCatalog:
 
     def register(self, ticker: str, model: OrderFlowModel, *, lineage: TrainingLineage,
                  idempotency_key: str, extra_tags: dict[str, str] | None = None,
+                 gate_tags: dict[str, str] | None = None,
                  description: str | None = None,
                  holdout: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> tuple[VersionInfo, bool]:
         """Log ``model`` as one run and register it as a new version of ``ticker``.
@@ -156,9 +163,13 @@ class VersionCatalog:
         Returns ``(version, created)``; ``created`` is False when a version
         with the same idempotency key already existed (nothing new is written).
         ``holdout`` (the candidate's validation rows) feeds the confusion-matrix
-        plot when ``log_plots`` is on.
+        plot when ``log_plots`` is on. ``gate_tags`` are the gate's ``gate.*`` tags
+        (:func:`ticker_registry.gate.decision_tags`) when it decided before the version
+        existed: they are written with the version rather than one by one after it.
         """
         model._check_fitted()
+        if any(not k.startswith("gate.") for k in gate_tags or {}):
+            raise InvalidArgumentError("gate_tags must all start with 'gate.'")
         _check_key(idempotency_key)
         clash = sorted(k for k in extra_tags or {}
                        if k in REGISTRY_TAGS or k.startswith(REGISTRY_TAG_PREFIXES))
@@ -167,18 +178,17 @@ class VersionCatalog:
                                        "writes itself; give them other names (e.g. 'source.*')")
         ticker = normalize_ticker(ticker)
         name = self.model_name(ticker)
-        existing = self.find_by_idempotency_key(ticker, idempotency_key)
-        if existing is not None:
-            return existing, False
         self._ensure_registered_model(name, ticker)
         with self.lock(ticker):
-            existing = self.find_by_idempotency_key(ticker, idempotency_key)
-            if existing is not None:
-                return existing, False
+            # one read: a version with this key already (a retried training), and the newest
+            # version's running totals
+            keyed, newest = self.store.registration_state(name, idempotency_key)
+            live = [v for v, status in keyed if status != "FAILED_REGISTRATION"]
+            if live:
+                return self.get_version(ticker, min(live)), False
             logged = log_training(self.store, self.experiment_name, ticker, model,
                                   lineage=lineage, key=idempotency_key,
                                   log_plots=self.config.log_plots, holdout=holdout)
-            newest = self.store.newest_version(name)
             legacy = self.store.get_model(name).tags if newest is None else None
             tags = {
                 "ticker": ticker, "idempotency_key": idempotency_key,
@@ -188,12 +198,19 @@ class VersionCatalog:
                 **{f"skill.{h}": str(e.has_skill).lower() for h, e in model.evaluation_.items()},
                 **{f"serving.{h}": model.serving_[h] for h in HEADS},
                 **next_totals(newest, lineage.n_samples, legacy),
-                **lineage.tags(), **(extra_tags or {}),
+                **lineage.tags(), **(gate_tags or {}), **(extra_tags or {}),
             }
-            info = self.store.create_version(
-                name, source=logged.artifact_location, run_id=logged.run_id, tags=tags,
+            create = functools.partial(
+                self.store.create_version, name, source=logged.artifact_location,
+                run_id=logged.run_id, tags=tags,
                 description=description or version_description(ticker, model),
                 model_id=logged.model_id, key=idempotency_key)
+            try:
+                info = create()
+            except ModelNotFoundError:  # the registered model was deleted since we saw it
+                self._known_models.discard(name)
+                self._ensure_registered_model(name, ticker)
+                info = create()
             self.store.link_logged_model(logged.model_id, name, info.version)
             self.store.finish_run(logged.run_id)
         return info, True

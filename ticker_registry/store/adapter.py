@@ -211,6 +211,14 @@ class MlflowStore:
             if not token:
                 return
 
+    def _engine(self) -> Any:
+        """The SQLAlchemy engine of this SQL store's direct reads, created on first use."""
+        if self._sql is None:
+            import sqlalchemy as sa
+
+            self._sql = sa.create_engine(self.tracking_uri)
+        return self._sql
+
     def snapshot(self, prefix: str, keys: Collection[str] | None = None) -> Snapshot:
         """Every registered model named ``prefix...``, its live version count and its head
         versions (newest and aliased; :class:`~ticker_registry.records.Snapshot`): one read of MLflow's
@@ -219,11 +227,7 @@ class MlflowStore:
 
         if not self.is_http:
             try:
-                if self._sql is None:
-                    import sqlalchemy as sa
-
-                    self._sql = sa.create_engine(self.tracking_uri)
-                return read_snapshot(self._sql, prefix, keys)
+                return read_snapshot(self._engine(), prefix, keys)
             except Exception as exc:  # layout changed, no permission...: the searches are exact
                 log.debug("snapshot through MLflow's searches (%s)", exc)
         like = f"{prefix}%"  # '_' matches any character here: startswith keeps ours
@@ -250,6 +254,25 @@ class MlflowStore:
         """Model versions matching an MLflow filter (paged). Their ``aliases`` are empty."""
         return [version_info(mv) for mv in self._pages(self.client.search_model_versions,
                                                         filter_string, _PAGE * 10)]
+
+    def registration_state(self, name: str, key: str) -> tuple[list[tuple[int, str]],
+                                                                dict[str, str] | None]:
+        """For registering a version of ``name`` under idempotency ``key``: the live versions
+        tagged with ``key`` as ``(version, status)``, and the newest live version's tags (None:
+        no version). One read of MLflow's tables on a SQL store, else two searches."""
+        if not self.is_http:
+            try:
+                from .snapshot import read_registration_state
+
+                return read_registration_state(self._engine(), name, key)
+            except Exception as exc:  # layout changed, no permission...: the searches are exact
+                log.debug("registration state through MLflow's searches (%s)", exc)
+        try:
+            found = self.search_versions(f"name='{name}' and tags.idempotency_key='{key}'")
+        except ModelNotFoundError:
+            return [], None
+        newest = self.newest_version(name)
+        return [(v.version, v.status) for v in found], (newest.tags if newest else None)
 
     def newest_version(self, name: str) -> VersionInfo | None:
         """The highest-numbered version of ``name`` (any status), or None."""

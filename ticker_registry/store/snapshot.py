@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from ..records import ModelRecord, Snapshot, VersionInfo, metric_tags
 
-__all__ = ["heads_of", "read_snapshot"]
+__all__ = ["heads_of", "read_registration_state", "read_snapshot"]
 
 #: MLflow marks a deleted version with this stage and keeps its row.
 _DELETED = "Deleted_Internal"
@@ -137,3 +137,29 @@ def read_snapshot(engine: sa.Engine, prefix: str, keys: Collection[str] | None =
             tags=tags, source=source or "", status=str(status), description=description or ""))
     counts = {name: int(n) for name, n in got["counts"] if name.startswith(prefix)}
     return Snapshot(models, versions, counts)
+
+
+def read_registration_state(engine: sa.Engine, name: str,
+                            key: str) -> tuple[list[tuple[int, str]], dict[str, str] | None]:
+    """What registering a version of ``name`` under idempotency ``key`` needs, in one read.
+
+    Returns the live versions tagged with ``key`` as ``(version, status)`` pairs, and the
+    newest live version's tags (None when there is none).
+    """
+    ws = " AND {t}.workspace = 'default'" if _has_workspaces(engine) else ""
+    live = f"(mv.current_stage IS NULL OR mv.current_stage <> '{_DELETED}')"
+    by_key = (f"SELECT mv.version, mv.status FROM model_versions mv JOIN model_version_tags t "
+              f"ON t.name = mv.name AND t.version = mv.version{ws.format(t='t')} "
+              f"WHERE mv.name = :name AND t.key = 'idempotency_key' AND t.value = :key "
+              f"AND {live}{ws.format(t='mv')}")
+    newest = (f"SELECT t.key, t.value FROM model_version_tags t WHERE t.name = :name{ws.format(t='t')}"
+              f" AND t.version = (SELECT MAX(mv.version) FROM model_versions mv "
+              f"WHERE mv.name = :name AND {live}{ws.format(t='mv')})")
+    with engine.connect() as conn, conn.begin():
+        keyed = [(int(v), str(status)) for v, status in
+                 conn.execute(sa.text(by_key), {"name": name, "key": key}).all()]
+        tags = dict(conn.execute(sa.text(newest), {"name": name}).all())
+        has_newest = conn.execute(sa.text(
+            f"SELECT COUNT(*) FROM model_versions mv WHERE mv.name = :name AND {live}"
+            f"{ws.format(t='mv')}"), {"name": name}).scalar()
+    return keyed, (tags if has_newest else None)
