@@ -3,12 +3,17 @@
 Shipped inside every model version with :mod:`.heads` (which runs these checks on
 each head it loads) and used by bundle verification (:mod:`ticker_registry.bundle.trees`,
 with the limits our hyperparameter bounds allow). Only the standard library and numpy.
+
+This is also the one reader of a loaded head's trees: the checks return what they read
+(:func:`check_xgb_trees` the XGBoost learner, :func:`check_lgb_trees` an :class:`LGBModel`),
+and :mod:`.flat_trees` builds its flat forests from exactly that.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +21,47 @@ import numpy as np
 
 from .exceptions import ModelFormatError
 
-__all__ = ["MAX_TREE_NODES", "Tree", "check_lgb_trees", "check_rf_trees", "check_tree_arrays",
-           "check_xgb_trees"]
+__all__ = ["MAX_TREE_NODES", "LGBModel", "LGBTree", "Tree", "check_lgb_trees", "check_rf_trees",
+           "check_tree_arrays", "check_xgb_trees", "parse_lgb_model", "xgb_learner", "xgb_tree_model"]
 
 #: Most nodes one tree may have: far above what the hyperparameter bounds can grow
 #: (xgboost depth <= 16, lightgbm <= 4096 leaves) and what a default forest holds.
 MAX_TREE_NODES = 1 << 20
 
-_LGB_KEYS = frozenset({"num_leaves", "num_cat", "split_feature", "left_child", "right_child"})
+_LGB_KEYS = frozenset({"num_leaves", "num_cat", "split_feature", "left_child", "right_child",
+                       "threshold", "decision_type", "leaf_value", "is_linear"})
 #: One tree as flat node arrays: left child, right child (-1: a leaf), split feature.
 Tree = tuple[Any, Any, Any]
 
 
+@dataclass(frozen=True)
+class LGBTree:
+    """One LightGBM tree as node arrays: inner nodes 0..n-1, then its leaves (-1 children).
+
+    ``threshold`` and ``decision_type`` are 0 at leaves, ``value`` is 0 at inner nodes;
+    ``linear`` is a linear tree (its leaves fit a model, not a constant).
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    decision_type: np.ndarray
+    value: np.ndarray
+    linear: bool
+
+
+@dataclass(frozen=True)
+class LGBModel:
+    """A LightGBM model as read from its text: header lines (bare ones map to "") and trees."""
+
+    header: dict[str, str]
+    trees: list[LGBTree]
+
+
 def check_tree_arrays(where: str, trees: Sequence[Tree], n_features: int, *,
                       max_trees: int | None = None, max_nodes: int = MAX_TREE_NODES,
-                      max_depth: int | None = None, kind: str = "") -> None:
+                      max_depth: int | None = None, kind: str = "") -> int:
     """Every tree can be walked from its root, and only a tree we could have grown passes.
 
     Children in range, split features in range, every node but the root the child of
@@ -38,13 +69,19 @@ def check_tree_arrays(where: str, trees: Sequence[Tree], n_features: int, *,
     node reachable from the root, and at most ``max_trees`` trees, ``max_nodes`` nodes and
     ``max_depth`` levels (the bundle check passes the limits of what our hyperparameter
     bounds can grow). All trees are checked at once, a handful of numpy calls per level.
+
+    Returns
+    -------
+    int
+        The depth of the deepest tree (0: every tree is a single leaf), so a walk of that
+        many levels from the roots ends at a leaf in every tree.
     """
     what = f"a {kind} head of ours" if kind else "a head of ours"
     if max_trees is not None and len(trees) > max_trees:
         raise ModelFormatError(f"{where}: {len(trees):,} trees; {what} has at most "
                                f"{max_trees:,} (MAX_TREES)")
     if not trees:
-        return
+        return 0
     arrays = []
     for i, (left, right, feature) in enumerate(trees):
         n = len(left)
@@ -91,11 +128,32 @@ def check_tree_arrays(where: str, trees: Sequence[Tree], n_features: int, *,
             if reached[frontier].any():  # cannot happen after the one-parent rule; never loop
                 raise ModelFormatError(f"{where}: a cycle reachable from a root")
     refuse_first(~reached, "nodes unreachable from the root (a detached cycle or stray nodes)")
+    return depth
 
 
-def check_xgb_trees(path: Path, n_features: int | None, n_classes: int, booster: Any) -> None:
-    """Check the trees of ``booster``, the XGBoost model just loaded from ``path``."""
-    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
+def xgb_learner(booster: Any) -> dict[str, Any]:
+    """The ``learner`` object of ``booster``'s JSON model (XGBoost's own serialisation)."""
+    learner: dict[str, Any] = json.loads(bytes(booster.save_raw("json")))["learner"]
+    return learner
+
+
+def xgb_tree_model(learner: dict[str, Any]) -> dict[str, Any]:
+    """The tree model of an XGBoost learner: ``trees``, ``tree_info`` (each tree's class), ...."""
+    gbm = learner["gradient_booster"]
+    model: dict[str, Any] = gbm["model"] if "model" in gbm else gbm["gbtree"]["model"]
+    return model
+
+
+def check_xgb_trees(path: Path, n_features: int | None, n_classes: int,
+                    booster: Any) -> dict[str, Any]:
+    """Check the trees of ``booster``, the XGBoost model just loaded from ``path``.
+
+    Returns
+    -------
+    dict
+        The learner read (:func:`xgb_learner`), for whoever needs its trees next.
+    """
+    learner = xgb_learner(booster)
     params = learner["learner_model_param"]
     declared = int(params["num_feature"])
     if declared != (declared if n_features is None else n_features):
@@ -103,53 +161,82 @@ def check_xgb_trees(path: Path, n_features: int | None, n_classes: int, booster:
     if int(params.get("num_class", "0")) != n_classes:
         raise ModelFormatError(f"{path.name}: {params.get('num_class')} classes; expected "
                                f"{n_classes}")
-    gbm = learner["gradient_booster"]
-    model = gbm["model"] if "model" in gbm else gbm["gbtree"]["model"]
+    model = xgb_tree_model(learner)
     for i, tree in enumerate(model["trees"]):
         if any(int(t) != 0 for t in tree.get("split_type", [])):
             raise ModelFormatError(f"{path.name} tree {i}: categorical splits are not ours")
     check_tree_arrays(path.name, [(t["left_children"], t["right_children"], t["split_indices"])
                                   for t in model["trees"]], declared)
+    return learner
 
 
-def check_lgb_trees(path: Path, n_features: int | None, text: str | None = None) -> None:
-    """Check the trees of the LightGBM model file at ``path`` (or ``text``, the loaded booster's
-    ``model_to_string()``: what LightGBM parsed, so no parser difference can slip past).
+def parse_lgb_model(text: str, where: str) -> LGBModel:
+    """Read a LightGBM model's text (``model_to_string()`` or its file) into an :class:`LGBModel`.
 
     Inner nodes are 0..n-1 and leaf k is child ``~k``; leaves become nodes n..n+leaves-1
-    here, so "each leaf is reached once" is the one-parent rule.
+    here, so "each leaf is reached once" is the one-parent rule of :func:`check_tree_arrays`.
+    A tree of one leaf is that leaf alone.
+
+    Raises
+    ------
+    ModelFormatError
+        Categorical splits, or node arrays that disagree with ``num_leaves``.
     """
-    text = path.read_text(encoding="utf-8") if text is None else text
     header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
+    texts: list[dict[str, str]] = []
     for line in text.split("end of trees", 1)[0].splitlines():
         key, sep, value = line.partition("=")
         if key == "Tree":
-            trees.append({})
-        elif sep and (key in _LGB_KEYS if trees else True):
-            (trees[-1] if trees else header)[key] = value
-    declared = int(header.get("max_feature_idx", "-1")) + 1
-    if declared != (n_features or max(declared, 1)):
-        raise ModelFormatError(f"{path.name}: max_feature_idx {header.get('max_feature_idx')}; "
-                               f"ours is {(n_features or 1) - 1}")
-    unified: list[Tree] = []
-    for i, tree in enumerate(trees):
+            texts.append({})
+        elif texts:
+            if sep and key in _LGB_KEYS:
+                texts[-1][key] = value
+        else:
+            header[key] = value
+    trees = []
+    for i, tree in enumerate(texts):
         leaves = int(tree["num_leaves"])
         if int(tree.get("num_cat", "0")) != 0:
-            raise ModelFormatError(f"{path.name} tree {i}: categorical splits are not ours")
-        if leaves < 2:
-            continue
+            raise ModelFormatError(f"{where} tree {i}: categorical splits are not ours")
         n = leaves - 1
-        left, right, feature = ([int(x) for x in tree[k].split()] for k in
-                                ("left_child", "right_child", "split_feature"))
-        if not len(left) == len(right) == len(feature) == n:
-            raise ModelFormatError(f"{path.name} tree {i}: node arrays disagree with num_leaves")
+        values = [float(x) for x in tree["leaf_value"].split()]
+        inner = {k: tree[k].split() if n > 0 else [] for k in
+                 ("left_child", "right_child", "split_feature", "threshold", "decision_type")}
+        if len(values) != leaves or any(len(v) != n for v in inner.values()):
+            raise ModelFormatError(f"{where} tree {i}: node arrays disagree with num_leaves")
+        left, right = ([int(c) for c in inner[k]] for k in ("left_child", "right_child"))
         if any(c < 0 and ~c >= leaves for c in left + right):
-            raise ModelFormatError(f"{path.name} tree {i}: a child index is out of range")
-        unified.append(([c if c >= 0 else n + ~c for c in left] + [-1] * leaves,
-                        [c if c >= 0 else n + ~c for c in right] + [-1] * leaves,
-                        feature + [-1] * leaves))
-    check_tree_arrays(path.name, unified, declared)
+            raise ModelFormatError(f"{where} tree {i}: a child index is out of range")
+        pad = [-1] * leaves
+        trees.append(LGBTree(
+            left=np.array([c if c >= 0 else n + ~c for c in left] + pad, dtype=np.int64),
+            right=np.array([c if c >= 0 else n + ~c for c in right] + pad, dtype=np.int64),
+            feature=np.array([int(f) for f in inner["split_feature"]] + pad, dtype=np.int64),
+            threshold=np.array([float(t) for t in inner["threshold"]] + [0.0] * leaves),
+            decision_type=np.array([int(d) for d in inner["decision_type"]] + [0] * leaves,
+                                   dtype=np.int64),
+            value=np.array([0.0] * n + values), linear=tree.get("is_linear", "0") != "0"))
+    return LGBModel(header, trees)
+
+
+def check_lgb_trees(path: Path, n_features: int | None, text: str | None = None) -> LGBModel:
+    """Check the trees of the LightGBM model file at ``path`` (or ``text``, the loaded booster's
+    ``model_to_string()``: what LightGBM parsed, so no parser difference can slip past).
+
+    Returns
+    -------
+    LGBModel
+        The model read (:func:`parse_lgb_model`), for whoever needs its trees next.
+    """
+    model = parse_lgb_model(path.read_text(encoding="utf-8") if text is None else text,
+                            path.name)
+    declared = int(model.header.get("max_feature_idx", "-1")) + 1
+    if declared != (n_features or max(declared, 1)):
+        raise ModelFormatError(f"{path.name}: max_feature_idx "
+                               f"{model.header.get('max_feature_idx')}; ours is "
+                               f"{(n_features or 1) - 1}")
+    check_tree_arrays(path.name, [(t.left, t.right, t.feature) for t in model.trees], declared)
+    return model
 
 
 def check_rf_trees(estimator: Any, head: str, n_features: int | None) -> None:

@@ -56,17 +56,17 @@ PORTABLE_PACKAGE = "order_flow_portable"
 
 #: The package's modules that ship inside every version, as ``code/order_flow_portable/``.
 SHIPPED_MODULES: tuple[str, ...] = ("exceptions.py", "timestamps.py", "features.py",
-                                    "tree_check.py", "heads.py", "served.py")
+                                    "tree_check.py", "flat_trees.py", "heads.py", "served.py")
 #: Where the native model lives inside a version's model directory.
 NATIVE_SUBDIR = f"artifacts/{ARTIFACT_KEY}"
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # ticker_registry/
 _INIT = b'''"""ticker-registry's serving code, carried by this model version (MLflow code_paths).
 
-Byte copies of ticker_registry's exceptions, timestamps, features, tree_check, heads
-and served modules; the version's wrapper (pyfunc_model.py) imports this package.
+Byte copies of ticker_registry's exceptions, timestamps, features, tree_check, flat_trees,
+heads and served modules; the version's wrapper (pyfunc_model.py) imports this package.
 """
 
-from . import exceptions, features, heads, served, timestamps, tree_check  # noqa: F401
+from . import exceptions, features, flat_trees, heads, served, timestamps, tree_check  # noqa: F401
 '''
 #: The pip packages each model type needs at serving time, besides mlflow, numpy and pandas.
 _HEAD_PACKAGES = {"xgboost": ("xgboost",), "lightgbm": ("lightgbm",),
