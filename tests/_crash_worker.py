@@ -9,9 +9,9 @@ a process killed at that instant leaves behind). POINT is one of:
 ``mid_fit``          inside ``OrderFlowModel.fit``, after the first head is trained
 ``before_version``   the run and its artifacts are logged; ``create_model_version``
                      is about to be called
-``after_version``    ``create_model_version`` returned; nothing else happened yet
-``before_alias``     the gate decided and tagged the version; the alias is about
-                     to move (``set_registered_model_alias``)
+``after_version``    ``create_model_version`` returned (with the gate's tags: it
+                     decided before); nothing else happened yet
+``before_alias``     the alias is about to move (``set_registered_model_alias``)
 ``before_audit``     instead of retraining: ``promote`` version 2 to production; the
                      alias has moved and its audit entry is about to be written
                      (``AuditTrail.append``)

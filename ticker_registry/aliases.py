@@ -9,6 +9,8 @@ the deprecated stage of the version.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from .audit import production_history
@@ -26,7 +28,8 @@ from .records import AuditEvent, ModelRecord, PromotionDecision
 from .tickers import normalize_ticker
 from .versions import VersionCatalog
 
-__all__ = ["apply_gate", "gate_applied", "promote", "remove_alias", "rollback"]
+__all__ = ["GateCall", "apply_gate", "gate_applied", "gate_decision", "place", "promote",
+           "remove_alias", "rollback"]
 
 
 def _conflict(alias: str, ticker: str, current: int | None, expected: object) -> PromotionConflictError:
@@ -34,10 +37,24 @@ def _conflict(alias: str, ticker: str, current: int | None, expected: object) ->
                                   f"expected {expected}; read the status again and retry")
 
 
-def apply_gate(registry: VersionCatalog, ticker: str, version: int, candidate: OrderFlowModel,
-               X_valid: pd.DataFrame | None = None,
-               y_valid: pd.DataFrame | None = None) -> PromotionDecision:
-    """Champion/challenger: decide (:func:`ticker_registry.gate.decide`) and apply.
+@dataclass(frozen=True)
+class GateCall:
+    """The gate's decision on a candidate, made before its version exists.
+
+    ``tags`` are the ``gate.*`` version tags to register the version with;
+    ``seen`` the aliases the decision was made against (the compare-and-set of
+    :func:`place`).
+    """
+
+    decision: PromotionDecision
+    tags: dict[str, str]
+    seen: dict[str, int]
+
+
+def gate_decision(registry: VersionCatalog, ticker: str, candidate: OrderFlowModel,
+                  X_valid: pd.DataFrame | None = None,
+                  y_valid: pd.DataFrame | None = None) -> GateCall:
+    """Champion/challenger (:func:`ticker_registry.gate.decide`) against today's production.
 
     ``X_valid``/``y_valid`` are the candidate's last walk-forward test block
     (``TrainingResult.X_valid``); production is loaded and scored on the rows
@@ -45,8 +62,11 @@ def apply_gate(registry: VersionCatalog, ticker: str, version: int, candidate: O
     """
     cfg = registry.config
     ticker = normalize_ticker(ticker)
-    state = registry.model(ticker)
-    champion_version = state.aliases.get(cfg.production_alias)
+    try:
+        seen = dict(registry.model(ticker).aliases)
+    except ModelNotFoundError:  # the ticker's first version: nothing serves yet
+        seen = {}
+    champion_version = seen.get(cfg.production_alias)
     champion = last_event = None
     if champion_version is not None:
         champion = registry.load_model(ticker, champion_version)
@@ -55,11 +75,31 @@ def apply_gate(registry: VersionCatalog, ticker: str, version: int, candidate: O
                                    champion_version=champion_version,
                                    champion_last_event=last_event, X_holdout=X_valid,
                                    y_holdout=y_valid, cfg=cfg)
-    for key, value in decision_tags(decision, comparisons).items():
+    return GateCall(decision, decision_tags(decision, comparisons), seen)
+
+
+def place(registry: VersionCatalog, ticker: str, version: int, call: GateCall) -> None:
+    """Move the alias the gate chose to ``version`` (compare-and-set against ``call.seen``)."""
+    decision = call.decision
+    promote(registry, ticker, version, to=decision.alias,
+            reason=f"gate: {decision.reason}"[:1000], expected=call.seen.get(decision.alias),
+            action="gate")
+
+
+def apply_gate(registry: VersionCatalog, ticker: str, version: int, candidate: OrderFlowModel,
+               X_valid: pd.DataFrame | None = None,
+               y_valid: pd.DataFrame | None = None) -> PromotionDecision:
+    """Champion/challenger on an existing ``version``: decide, tag the version, place it.
+
+    A training decides before it registers (:func:`gate_decision`) and writes the
+    tags with the version; this is for versions that exist already (imports, a
+    retried training whose gate never ran).
+    """
+    call = gate_decision(registry, ticker, candidate, X_valid, y_valid)
+    for key, value in call.tags.items():
         registry.set_version_tag(ticker, version, key, value)
-    promote(registry, ticker, version, to=decision.alias, reason=f"gate: {decision.reason}"[:1000],
-            expected=state.aliases.get(decision.alias), action="gate")
-    return decision
+    place(registry, ticker, version, call)
+    return call.decision
 
 
 def gate_applied(registry: VersionCatalog, ticker: str, version: int) -> bool:

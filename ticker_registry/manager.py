@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .aliases import GateCall
 from .cache import ModelCache, ServedModel
 from .config import Config, load_config
 from .data import read_trade_files
@@ -46,7 +47,7 @@ from .locking import HOST_ID
 from .manager_ops import RegistryOperations
 from .model import OrderFlowModel
 from .performance import LivePerformance
-from .records import TrainOutcome, VersionInfo
+from .records import PromotionDecision, TrainOutcome, VersionInfo
 from .registry import DEFAULT_MODELS_DIR, TickerRegistry
 from .retraining import RetrainScheduler
 from .samples import SampleStore, spec_hash, validate_sample
@@ -325,16 +326,18 @@ class SyncTickerModelManager(RegistryOperations):
 
     # ------------------------------------------------------------------ training
     def _register(self, ticker: str, result: TrainingResult) -> TrainOutcome:
+        # the gate decides first, so its tags are written with the version (one write)
+        call = self.registry.gate_decision(ticker, result.model, result.X_valid, result.y_valid)
         info, created = self.registry.register(ticker, result.model, lineage=result.lineage,
                                                idempotency_key=result.idempotency_key,
+                                               gate_tags=call.tags,
                                                holdout=(result.X_valid, result.y_valid))
         decision = None
         # A version found by its key whose gate never moved an alias was registered by an
         # attempt that died before (or while) gating it: finish that attempt's work now.
         if created or not self.registry.gate_applied(ticker, info.version):
             try:
-                decision = self.registry.apply_gate(ticker, info.version, result.model,
-                                                    result.X_valid, result.y_valid)
+                decision = self._gate(ticker, info.version, call if created else None, result)
             except PromotionConflictError:
                 # another process registering the same training gated this version meanwhile:
                 # the same outcome, not an error
@@ -343,6 +346,17 @@ class SyncTickerModelManager(RegistryOperations):
             if decision is not None and decision.promoted and self.cache.peek(ticker) is not None:
                 self.cache.put(self._served(ticker, info, result.model))
         return TrainOutcome(ticker, info, created, decision)
+
+    def _gate(self, ticker: str, version: int, call: GateCall | None,
+              result: TrainingResult) -> PromotionDecision:
+        if call is not None:
+            try:
+                self.registry.place(ticker, version, call)
+                return call.decision
+            except PromotionConflictError:
+                pass  # an alias moved since the gate decided: decide again against what serves
+        return self.registry.apply_gate(ticker, version, result.model, result.X_valid,
+                                        result.y_valid)
 
     def train(self, ticker: str, trades: pd.DataFrame | None = None, *,
               files: Iterable[str | os.PathLike[str]] = (), market: pd.DataFrame | None = None,

@@ -32,6 +32,16 @@ class TickerRegistry(VersionCatalog):
         """Champion/challenger: decide (:func:`ticker_registry.gate.decide`) and apply."""
         return aliases.apply_gate(self, ticker, version, candidate, X_valid, y_valid)
 
+    def gate_decision(self, ticker: str, candidate: OrderFlowModel,
+                      X_valid: pd.DataFrame | None = None,
+                      y_valid: pd.DataFrame | None = None) -> aliases.GateCall:
+        """The gate's decision before the version exists (:func:`.aliases.gate_decision`)."""
+        return aliases.gate_decision(self, ticker, candidate, X_valid, y_valid)
+
+    def place(self, ticker: str, version: int, call: aliases.GateCall) -> None:
+        """Move the alias the gate chose to ``version`` (:func:`.aliases.place`)."""
+        aliases.place(self, ticker, version, call)
+
     def gate_applied(self, ticker: str, version: int) -> bool:
         """True when the gate already placed ``version`` (see :func:`.aliases.gate_applied`)."""
         return aliases.gate_applied(self, ticker, version)

@@ -158,7 +158,8 @@ def read_registration_state(engine: sa.Engine, name: str,
     with engine.connect() as conn, conn.begin():
         keyed = [(int(v), str(status)) for v, status in
                  conn.execute(sa.text(by_key), {"name": name, "key": key}).all()]
-        tags = dict(conn.execute(sa.text(newest), {"name": name}).all())
+        tags: dict[str, str] = {k: v for k, v in conn.execute(sa.text(newest),
+                                                              {"name": name}).all()}
         has_newest = conn.execute(sa.text(
             f"SELECT COUNT(*) FROM model_versions mv WHERE mv.name = :name AND {live}"
             f"{ws.format(t='mv')}"), {"name": name}).scalar()
