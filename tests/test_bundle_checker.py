@@ -242,3 +242,34 @@ def test_close_ends_the_child(model_dir):
     assert own.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_meanwhile_runs_here_while_the_child_checks(worker, model_dir, tmp_path):
+    folder, expected = model_dir
+    piped = tmp_path / "piped"
+    shutil.copytree(folder, piped)
+    manifest = (piped / "model.json").read_bytes()
+    (piped / "model.json").unlink()
+    os.mkfifo(piped / "model.json")
+
+    def feed_the_child() -> None:  # opening blocks until the child opens it to read
+        with open(piped / "model.json", "wb") as fifo:
+            fifo.write(manifest)
+
+    assert worker.check(piped, meanwhile=feed_the_child) == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_error_meanwhile_ends_the_child(worker, model_dir):
+    folder, _ = model_dir
+    worker.check(folder)
+    first = worker.pid
+
+    def fails() -> None:
+        raise RuntimeError("meanwhile failed")
+
+    with pytest.raises(RuntimeError, match="meanwhile failed"):
+        worker.check(folder, meanwhile=fails)
+    assert worker.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+    worker.check(folder)

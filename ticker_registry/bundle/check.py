@@ -34,7 +34,7 @@ from .manifest import _first_line
 from .trees import check_lgb_file, check_rf_forest, check_skops_file, check_xgb_file
 
 #: The module each model type's heads are loaded with (imported at its first check).
-_NATIVE = {"xgboost": "xgboost", "lightgbm": "lightgbm", "random_forest": "skops.io"}
+NATIVE_MODULES = {"xgboost": "xgboost", "lightgbm": "lightgbm", "random_forest": "skops.io"}
 #: Seconds between two looks of the worker at its parent (it exits once the parent is gone).
 _PARENT_POLL = 1.0
 
@@ -119,7 +119,7 @@ def check_model_directory(directory: Path) -> list[float]:
         else:
             check_skops_file(path)
             skops_trusted(path)  # the loader's own allow-list decision, before anything is built
-    _import_native(model_type)
+    import_native(model_type, without_sklearn=True)
     model = ServedModel.load(directory, n_jobs=1, manifest=manifest)
     if model_type == "random_forest":
         for head in HEADS:
@@ -131,12 +131,17 @@ def check_model_directory(directory: Path) -> list[float]:
     return [float(x) for x in out[0]]
 
 
-def _import_native(model_type: str) -> None:
-    """Import the model type's library; XGBoost and LightGBM with scikit-learn hidden."""
-    name = _NATIVE[model_type]
+def import_native(model_type: str, *, without_sklearn: bool = False) -> None:
+    """Import the library the model type's heads load with (nothing of a bundle is read).
+
+    ``without_sklearn`` (the child) imports XGBoost or LightGBM with scikit-learn hidden,
+    unless something imported it already. The importing process imports it as usual,
+    while the child checks (:func:`.checker.check_in_subprocess`'s ``meanwhile``).
+    """
+    name = NATIVE_MODULES[model_type]
     if name in sys.modules:
         return
-    hide = model_type != "random_forest" and "sklearn" not in sys.modules
+    hide = without_sklearn and model_type != "random_forest" and "sklearn" not in sys.modules
     if hide:
         sys.modules["sklearn"] = None  # type: ignore[assignment]  # import sklearn -> ImportError
     try:

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..exceptions import BundleError
@@ -112,23 +112,33 @@ class CheckWorker:
                 self._lock.release()
 
     def check(self, directory: Path, *, label: str = "model directory",
-              timeout: float = CHECK_TIMEOUT) -> list[float]:
+              timeout: float = CHECK_TIMEOUT,
+              meanwhile: Callable[[], object] | None = None) -> list[float]:
         """Load and test-predict the native model in ``directory`` in the child.
 
         Returns the predictions of a zero feature row. A crash, a timeout or a refusal in
-        the child raises :class:`BundleError` and ends the child.
+        the child raises :class:`BundleError` and ends the child. ``meanwhile``, if given,
+        runs here once the request is sent, while the child works (it must not read the
+        directory); the timeout counts from the request.
         """
         with self._lock:
             proc = self._running()
             self._next_id += 1
             ident = self._next_id
             request = json.dumps({"id": ident, "check": str(Path(directory).resolve())})
+            deadline = time.monotonic() + timeout
             try:
                 assert proc.stdin is not None
                 proc.stdin.write(request.encode() + b"\n")
             except OSError:
                 pass  # it died since: reading finds the end of its output and says how
-            line, tail, timed_out = _read_reply(proc, time.monotonic() + timeout)
+            if meanwhile is not None:
+                try:
+                    meanwhile()
+                except BaseException:
+                    self._stop(kill=True)  # its reply would answer nobody
+                    raise
+            line, tail, timed_out = _read_reply(proc, deadline)
             try:
                 return self._prediction(proc, ident, line, tail, timed_out, label, timeout)
             except BundleError:
@@ -220,7 +230,7 @@ def _read_reply(proc: subprocess.Popen[bytes],
     :data:`MAX_REPLY_BYTES`. Reads stderr as it comes, so the child never blocks on it.
     """
     assert proc.stdout is not None and proc.stderr is not None
-    out, tail, ended = b"", b"", False
+    out, tail, ended, last = b"", b"", False, False
     with selectors.DefaultSelector() as selector:
         selector.register(proc.stdout, selectors.EVENT_READ)
         selector.register(proc.stderr, selectors.EVENT_READ)
@@ -229,12 +239,11 @@ def _read_reply(proc: subprocess.Popen[bytes],
                 return out.split(b"\n", 1)[0], tail, False
             if len(out) > MAX_REPLY_BYTES:
                 return b"", tail, False
+            if not selector.get_map() or last:
+                return None, tail, last and not ended
             left = deadline - time.monotonic()
-            if not selector.get_map() or (ended and left <= 0):
-                return None, tail, False
-            if left <= 0:
-                return None, tail, True
-            for key, _ in selector.select(left):
+            last = left <= 0  # past the deadline, one look at what is already there
+            for key, _ in selector.select(max(left, 0.0)):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fileobj)
@@ -273,13 +282,15 @@ def start_check_worker() -> None:
 
 
 def check_in_subprocess(directory: Path, *, label: str = "model directory",
-                        timeout: float = CHECK_TIMEOUT) -> list[float]:
+                        timeout: float = CHECK_TIMEOUT,
+                        meanwhile: Callable[[], object] | None = None) -> list[float]:
     """Load and test-predict the native model in ``directory`` in the isolated child.
 
     Returns the predictions of a zero feature row. A crash, a timeout or a
-    refusal in the child raises :class:`BundleError`.
+    refusal in the child raises :class:`BundleError`. ``meanwhile`` runs here while
+    the child works (:meth:`CheckWorker.check`).
     """
-    return shared_worker().check(directory, label=label, timeout=timeout)
+    return shared_worker().check(directory, label=label, timeout=timeout, meanwhile=meanwhile)
 
 
 def _close_shared() -> None:

@@ -19,6 +19,7 @@ from ..model import OrderFlowModel, package_versions
 from ..records import PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from ..versions import REGISTRY_TAG_PREFIXES, REGISTRY_TAGS
+from .check import import_native
 from .checker import check_in_subprocess, start_check_worker
 from .keys import first_bad_key, metrics_problem
 from .manifest import BundleManifest
@@ -94,7 +95,11 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
             # placing it): go on; registration finds the version and placement finishes
         expected = _TEST_LOADED.get(verified.sha256)
         if expected is None:
-            expected = check_in_subprocess(model_dir, label=f"bundle {path.name!r}")
+            # the child loads the files; this process imports their library meanwhile
+            # (a second or more in a fresh process) and loads them only once it reports
+            expected = check_in_subprocess(
+                model_dir, label=f"bundle {path.name!r}",
+                meanwhile=lambda: import_native(manifest.model_type))
             if len(_TEST_LOADED) < 256:
                 _TEST_LOADED[verified.sha256] = expected
         model = _load(model_dir, path.name)
