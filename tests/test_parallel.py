@@ -8,6 +8,7 @@ stopping the others, and that the worker's code imports no MLflow.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,20 +125,24 @@ def test_a_file_name_from_a_worker_must_be_a_plain_name(trade_files):
         to_training_result(bad, cfg)
 
 
-def test_the_worker_imports_no_mlflow(trade_files):
-    """Workers train without MLflow: its import (seconds) and the store stay in the driver."""
+def test_the_worker_imports_no_mlflow_and_uses_its_threads_only(trade_files):
+    """Workers train without MLflow (its import and the store stay in the driver), on the
+    threads they are given."""
     code = ("import sys, json\n"
             "from ticker_registry import Config\n"
-            "from ticker_registry.training_worker import train_ticker\n"
-            f"cfg = Config.from_dict(json.loads({__import__('json').dumps(QUICK)!r}))\n"
-            f"train_ticker(cfg.to_dict(), {trade_files[0][1]!r}, 1)\n"
+            "from ticker_registry.training_worker import worker_task\n"
+            f"cfg = Config.from_dict(json.loads({json.dumps(QUICK)!r}))\n"
+            f"worker_task(cfg.to_dict(), {trade_files[0][1]!r}, 1)\n"
             "assert not [m for m in sys.modules if m.split('.')[0] == 'mlflow'], 'mlflow'\n"
-            "import os; print(os.environ['OMP_NUM_THREADS'])\n")
+            "import os; print(os.environ['OMP_NUM_THREADS'])\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(sorted({pool['num_threads'] for pool in threadpool_info()}))\n")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "1"  # set before the model library loaded
+    # set before the model library loaded, and every thread pool loaded is capped to it
+    assert proc.stdout.split() == ["1", "[1]"]
 
 
 @pytest.mark.slow

@@ -2,40 +2,43 @@
 
 Design (the Performance issue, item 3):
 
-- **Workers start once and train many tickers.** One pool per call
-  (``spawn``: the driver holds MLflow's and SQLite's threads and connections,
-  which a fork must not copy), at most one process per job; every job is
-  submitted up front and each process takes the next ticker as it finishes one.
-  The pool's initializer (:func:`~ticker_registry.training_worker.prepare_worker`)
-  sets ``OMP_NUM_THREADS`` and imports the model library once per process.
+- **Workers start once and train many tickers.** One pool per call, at most one
+  process per job; every job is submitted up front (largest trade files first, so
+  the run does not end on one worker training a big ticker alone) and each
+  process takes the next ticker as it finishes one. The processes are forks of a
+  template process that imported the package and the model libraries once per
+  driver process (``forkserver``, :func:`_pool_context`): only the first pool of a
+  process waits for those imports (about 3 s), later pools start in milliseconds,
+  and nothing of the driver's threads, store or connections is copied.
 - **Workers train, the driver registers.** A worker reads the trades, builds the
   features, trains and evaluates, and returns plain data (the model's native
   files as bytes, the walk-forward figures, the holdout rows, the lineage:
   :class:`~ticker_registry.training_worker.TrainedTicker`); it never imports
   MLflow nor opens a store. The driver is the store's one writer: it registers
-  each result as it arrives, through the manager's own registration (the same
+  each result as it completes, through the manager's own registration (the same
   run, tags, lineage, gate and aliases as a sequential ``train``, so both paths
-  give the same versions), while the workers go on training. With SQLite, two
-  processes registering at once would take turns on its single writer lock and
-  each would pay MLflow's import; this way registrations cost the driver about
-  a tenth of a training each and overlap the training of the next tickers.
-- **Cores are not oversubscribed.** Locally each head gets
-  ``n_jobs = cores // processes`` threads (the driver's registration is mostly
-  waiting on SQLite and fits beside them). The version records the ``n_jobs`` a
-  sequential training would (see :func:`~ticker_registry.training_worker.to_training_result`).
-- **Dask** runs the same worker function: on a ``distributed.LocalCluster`` of
-  ``workers`` processes with one thread each (``n_jobs = cores // workers``), or
-  on the scheduler at ``scheduler`` (``n_jobs = 1``: start one single-threaded
-  worker per core, ``dask worker --nthreads 1``). Results come back to the driver,
-  which registers them: remote workers need the trade files at the same paths
-  (a shared file system) and ``ticker_registry`` installed, not the tracking URI.
+  give the same versions), while the workers go on training. No worker waits on
+  SQLite's single writer or pays MLflow's import.
+- **Cores are not oversubscribed.** Each worker's initializer
+  (:func:`~ticker_registry.training_worker.prepare_worker`) sets
+  ``OMP_NUM_THREADS`` (and the BLAS counts) and caps the pools already loaded to
+  ``cores // processes`` threads, the ``n_jobs`` of every head it trains. The
+  version records the ``n_jobs`` a sequential training would (see
+  :func:`~ticker_registry.training_worker.to_training_result`).
+- **Dask** runs the same task: on a ``distributed.LocalCluster`` of ``workers``
+  single-threaded processes, forked from the same template
+  (``n_jobs = cores // workers``), or on the scheduler at ``scheduler``
+  (``n_jobs = 1``: start one single-threaded worker per core,
+  ``dask worker --nthreads 1``). Results come back to the driver, which registers
+  them: remote workers need ``ticker_registry`` and the trade files at the same
+  paths (a shared file system), not the tracking URI.
 - **Errors are per ticker.** A ticker that fails (in its worker or at its
   registration) does not stop the others: every other ticker is trained and
   registered, then the error of the earliest failed job is raised (each failure
   is also logged with its ticker). An interrupt cancels the jobs not started.
 
 ``workers=1`` (or one job) trains in this process with ``manager.train`` and
-``n_jobs = cores``, the sequential path.
+``n_jobs = cores``: the sequential path.
 """
 
 from __future__ import annotations
@@ -49,13 +52,20 @@ from functools import partial
 from typing import Any
 
 from .tickers import normalize_ticker
-from .training_worker import TrainedTicker, prepare_worker, to_training_result, train_ticker
+from .training_worker import TrainedTicker, prepare_worker, to_training_result, worker_task
 
-__all__ = ["threads_per_worker", "train_many"]
+__all__ = ["TEMPLATE_MODULES", "threads_per_worker", "train_many"]
 
 log = logging.getLogger(__name__)
 
 Job = tuple[str, Sequence[str]]
+
+#: What the local workers' template process imports once (see :func:`_pool_context`): the
+#: parent's main module (as ``spawn`` would in each worker), the worker's code, the model
+#: libraries (after it, so that OpenMP reads the package's ``OMP_WAIT_POLICY``) and, when
+#: installed, ``distributed`` for Dask's local workers (a missing module is skipped).
+TEMPLATE_MODULES = ("__main__", "ticker_registry.training_worker", "xgboost", "lightgbm",
+                    "sklearn.ensemble", "distributed")
 
 
 def threads_per_worker(workers: int) -> int:
@@ -98,6 +108,13 @@ class _Driver:
             # the registration manager.train ends with: same tags, lineage, gate and aliases
             return self.manager._register(normalize_ticker(self.jobs[i][0]), training)
         return outcome
+
+    def largest_first(self) -> list[int]:
+        """Job indices, most trade bytes first: the last trainings to finish are short ones, so
+        no worker idles long at the end while another trains a big ticker."""
+        def size(i: int) -> int:
+            return sum(os.path.getsize(f) if os.path.isfile(f) else 0 for f in self.jobs[i][1])
+        return sorted(range(len(self.jobs)), key=lambda i: -size(i))
 
     def results(self) -> list[dict[str, Any]]:
         if self.errors:
@@ -146,17 +163,33 @@ def train_many(manager: Any, jobs: Sequence[Job], *, workers: int = 1,
     return driver.results()
 
 
-def _train_local(driver: _Driver, workers: int) -> None:
+def _pool_context() -> Any:
+    """Where local workers come from: forked from a template process (``forkserver``).
+
+    The template starts with the first pool of this process and imports
+    :data:`TEMPLATE_MODULES` once (the package and the model libraries, about 3 s of
+    imports); every worker of every later pool is a fork of it, ready in
+    milliseconds. It holds no threads, store or connection of the driver, which a
+    plain fork would copy. Where ``forkserver`` is missing (Windows), ``spawn``.
+    """
     import multiprocessing
 
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(TEMPLATE_MODULES))  # no effect once it runs
+    return context
+
+
+def _train_local(driver: _Driver, workers: int) -> None:
     processes = min(workers, len(driver.jobs))
     threads = threads_per_worker(processes)
     config = driver.manager.config.replace(n_jobs=threads).to_dict()
-    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+    with ProcessPoolExecutor(max_workers=processes, mp_context=_pool_context(),
                              initializer=prepare_worker,
                              initargs=(threads, driver.manager.config.model_type)) as pool:
-        futures = {pool.submit(train_ticker, config, list(files), threads): i
-                   for i, (_ticker, files) in enumerate(driver.jobs)}
+        futures = {pool.submit(worker_task, config, list(driver.jobs[i][1]), threads): i
+                   for i in driver.largest_first()}
         try:
             for future in as_completed(futures):
                 i = futures.pop(future)
@@ -180,16 +213,15 @@ def _train_dask(driver: _Driver, *, workers: int, scheduler: str | None) -> None
     if scheduler is None:
         processes = max(1, min(workers, len(driver.jobs)))
         threads = threads_per_worker(processes)
-        cluster = LocalCluster(n_workers=processes, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = _local_cluster(LocalCluster, processes)
     config = driver.manager.config.replace(n_jobs=threads).to_dict()
     client = Client(cluster if cluster is not None else scheduler)
     try:
         # a key unique to this call: tasks of the same key on a shared scheduler are one task
         token = uuid.uuid4().hex[:12]
-        futures = {client.submit(train_ticker, config, list(files), threads, pure=False,
-                                 key=f"train-{ticker}-{i}-{token}"): i
-                   for i, (ticker, files) in enumerate(driver.jobs)}
+        futures = {client.submit(worker_task, config, list(driver.jobs[i][1]), threads,
+                                 pure=False, key=f"train-{driver.jobs[i][0]}-{i}-{token}"): i
+                   for i in driver.largest_first()}
         try:
             for future in dask_completed(list(futures)):
                 i = futures.pop(future)
@@ -202,3 +234,22 @@ def _train_dask(driver: _Driver, *, workers: int, scheduler: str | None) -> None
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _local_cluster(cluster_class: Any, processes: int) -> Any:
+    """A ``LocalCluster`` of ``processes`` single-threaded workers forked from the template.
+
+    Dask spawns its workers by default (each then imports ``distributed``, the package
+    and the model libraries: seconds per call); started after the template, with the
+    ``forkserver`` method, they are forks of it like the local pool's.
+    """
+    import dask
+
+    method = _pool_context().get_start_method()
+    if method == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()  # with TEMPLATE_MODULES, before Dask sets a preload of its own
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        return cluster_class(n_workers=processes, threads_per_worker=1, processes=True,
+                             dashboard_address=None)

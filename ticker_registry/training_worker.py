@@ -20,8 +20,9 @@ which verifies every tree, so what comes back from a worker is read as data.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,12 +39,13 @@ from .records import TrainingLineage
 from .training import TrainingResult, train_on_trades
 from .walk_forward import GateHoldout
 
-__all__ = ["THREAD_VARIABLES", "TrainedTicker", "prepare_worker", "to_training_result",
-           "train_ticker"]
+__all__ = ["MODEL_LIBRARIES", "THREAD_VARIABLES", "TrainedTicker", "prepare_worker", "to_training_result",
+           "train_ticker", "worker_task"]
 
 #: Thread-pool sizes a worker sets before its model library loads (OpenMP reads them once).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_LIBRARY = {"xgboost": "xgboost", "lightgbm": "lightgbm", "random_forest": "sklearn.ensemble"}
+#: The module each model type trains with.
+MODEL_LIBRARIES = {"xgboost": "xgboost", "lightgbm": "lightgbm", "random_forest": "sklearn.ensemble"}
 
 
 @dataclass(frozen=True)
@@ -69,19 +71,24 @@ class TrainedTicker:
                    result.X_valid, result.y_valid, result.lineage, result.idempotency_key)
 
 
+@functools.cache
 def prepare_worker(threads: int, model_type: str = "xgboost") -> None:
-    """Size the worker's thread pools and import the model library once.
+    """Size the worker's thread pools to ``threads`` and import the model library; once per process.
 
     The local pool's initializer, and the first thing each Dask task does (then a
-    no-op: the library is loaded). OpenMP reads ``OMP_NUM_THREADS`` when the library
-    loads, so it is set before that import; each head also gets ``n_jobs = threads``.
+    no-op). ``OMP_NUM_THREADS`` and its BLAS cousins are read when a library loads,
+    so they are set before the import for libraries loaded from now on;
+    ``threadpoolctl`` caps the pools of those already loaded (a worker forked from
+    the template of :mod:`ticker_registry.parallel` has them preloaded). Each head
+    also trains with ``n_jobs = threads``.
     """
-    library = _LIBRARY.get(model_type, "xgboost")
-    if library in sys.modules:
-        return
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, int(threads))
     for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(max(1, int(threads)))
-    __import__(library)
+        os.environ[variable] = str(threads)
+    importlib.import_module(MODEL_LIBRARIES.get(model_type, "xgboost"))
+    threadpool_limits(limits=threads)
 
 
 def train_ticker(config: Mapping[str, Any], files: Sequence[str], threads: int) -> TrainedTicker:
@@ -93,11 +100,16 @@ def train_ticker(config: Mapping[str, Any], files: Sequence[str], threads: int) 
     :class:`TrainingDataError`, ...); they travel back to the driver as raised.
     """
     cfg = load_config(dict(config)).replace(n_jobs=max(1, int(threads)))
-    prepare_worker(threads, cfg.model_type)
     paths = [str(p) for p in files]
     trades = read_trade_files(paths)
     result = train_on_trades(trades, cfg, files=[Path(p).name for p in paths])
     return TrainedTicker.from_result(result)
+
+
+def worker_task(config: Mapping[str, Any], files: Sequence[str], threads: int) -> TrainedTicker:
+    """The task a worker process runs: :func:`prepare_worker` (once), then :func:`train_ticker`."""
+    prepare_worker(max(1, int(threads)), str(config.get("model_type", "xgboost")))
+    return train_ticker(config, files, threads)
 
 
 def to_training_result(trained: TrainedTicker, config: Config) -> TrainingResult:
