@@ -27,6 +27,7 @@
 #   TR_PG_BIN    PostgreSQL bin dir; default: newest /usr/lib/postgresql/*/bin.
 #   TR_PG_PORT   PostgreSQL port; default: the one used last time if free, else a free port.
 #   TR_START_TIMEOUT  seconds to wait for /health (default 60).
+#   TR_MLFLOW_WORKERS  uvicorn worker processes of `mlflow server` (default 1).
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  default false here (true adds a job runner + 7 huey
 #                consumers, ~1 GB RSS, and leaves a /dev/shm/tmp* dir behind even on a clean stop).
 #   MLFLOW_DISABLE_TELEMETRY  default true here.
@@ -306,7 +307,7 @@ MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} 
   setsid "$PY" -m mlflow server \
     --backend-store-uri "$PG_URI" \
     --serve-artifacts --artifacts-destination "$ART" \
-    --host 127.0.0.1 --port "$PORT" --workers 1 \
+    --host 127.0.0.1 --port "$PORT" --workers "${TR_MLFLOW_WORKERS:-1}" \
     </dev/null >>"$MLOG" 2>&1 9>&- &
 pid=$!
 echo "$pid" >"$PIDF"

@@ -51,3 +51,21 @@ def test_snapshot_falls_back_to_the_searches_when_the_tables_are_unreadable(regi
     snap = registry.snapshot()
     assert [m.name for m in snap.models] == ["order_flow.ETHUSDT"] and len(snap.versions) == 1
     assert snap.counts == {"order_flow.ETHUSDT": 1}
+
+
+def test_registration_state_matches_the_searches(registry, trained):
+    for i in range(3):
+        result = trained[i % len(trained)]
+        registry.register("ETHUSDT", result.model, lineage=result.lineage,
+                          idempotency_key=f"key-{i}")
+    registry.delete_version("ETHUSDT", 3)  # the newest live version is 2 again
+    name = registry.model_name("ETHUSDT")
+    by_sql = [registry.store.registration_state(name, key) for key in ("key-1", "key-2", "nope")]
+    assert registry.store._sql is not None
+    registry.store._sql = object()  # the searches answer
+    by_search = [registry.store.registration_state(name, key)
+                 for key in ("key-1", "key-2", "nope")]
+    assert by_sql == by_search
+    assert by_sql[0][0] == [(2, "READY")] and by_sql[1][0] == [] and by_sql[2][0] == []
+    assert by_sql[0][1]["totals.training_sessions"] == "2"
+    assert registry.store.registration_state(registry.model_name("BTCUSDT"), "k") == ([], None)

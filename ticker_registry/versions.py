@@ -91,6 +91,7 @@ class VersionCatalog:
         self.experiment_name = f"ticker-registry/{self.config.namespace}"
         self.audit = AuditTrail(self.store, self.config.namespace)
         self._known_models: set[str] = set()  # registered models seen to exist
+        self._created_models: set[str] = set()  # ... and those this catalog created
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -137,8 +138,9 @@ class VersionCatalog:
         except ModelNotFoundError:
             tags = {"ticker": ticker, "kind": KIND, "namespace": self.config.namespace,
                     "created_at": _now()}
-            self.store.create_model(name, tags=tags,
-                                    description=f"Order-flow model of {ticker} (no version yet).")
+            if self.store.create_model(name, tags=tags, description=f"Order-flow model of "
+                                       f"{ticker} (no version yet)."):
+                self._created_models.add(name)  # ours: no counter tags of an older layout
         self._known_models.add(name)
 
     # ------------------------------------------------------------------ registration
@@ -189,7 +191,9 @@ class VersionCatalog:
             logged = log_training(self.store, self.experiment_name, ticker, model,
                                   lineage=lineage, key=idempotency_key,
                                   log_plots=self.config.log_plots, holdout=holdout)
-            legacy = self.store.get_model(name).tags if newest is None else None
+            # a ticker's first version: an older layout kept the counters on the model
+            legacy = (self.store.get_model(name).tags
+                      if newest is None and name not in self._created_models else None)
             tags = {
                 "ticker": ticker, "idempotency_key": idempotency_key,
                 "model_type": model.config.model_type, "created_at": _now(),
