@@ -16,7 +16,7 @@ from ..exceptions import BundleError, ModelFormatError, PromotionConflictError
 from ..features import FEATURE_NAMES
 from ..gate import decision_tags
 from ..model import OrderFlowModel, package_versions
-from ..records import PromotionDecision, TrainingLineage, VersionInfo
+from ..records import ModelRecord, PromotionDecision, TrainingLineage, VersionInfo
 from ..tickers import normalize_ticker
 from ..versions import REGISTRY_TAG_PREFIXES, REGISTRY_TAGS
 from .check import import_native
@@ -87,8 +87,8 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
             key = f"{key}-{uuid.uuid4().hex[:12]}"
         else:
             existing = registry.find_by_idempotency_key(ticker, key)
-            if existing is not None and _placed(registry, ticker, existing.version,
-                                                registry.model(ticker).aliases):
+            if existing is not None and _placed(registry, existing.version,
+                                                registry.model(ticker)):
                 return ImportResult(registry.get_version(ticker, existing.version), False,
                                     manifest)
             # not placed yet (another process is importing it, or an import died before
@@ -209,13 +209,13 @@ def _settle(registry: Any, ticker: str, version: int, model: OrderFlowModel,
     """
     for _ in range(_PLACE_ATTEMPTS):
         state = registry.model(ticker)
-        if _placed(registry, ticker, version, state.aliases):
+        if _placed(registry, version, state):
             return None
         try:
             return _place(registry, ticker, version, model, promote, state.aliases)
         except PromotionConflictError:
             continue  # an alias moved since the snapshot: look again
-    if _placed(registry, ticker, version, registry.model(ticker).aliases):
+    if _placed(registry, version, registry.model(ticker)):
         return None
     raise BundleError(f"{ticker} version {version} was imported but could not be placed on "
                       f"staging: its aliases kept moving ({_PLACE_ATTEMPTS} attempts); promote "
@@ -226,13 +226,14 @@ def _settle(registry: Any, ticker: str, version: int, model: OrderFlowModel,
 _PLACE_ATTEMPTS = 5
 
 
-def _placed(registry: Any, ticker: str, version: int, aliases: dict[str, int]) -> bool:
-    """An alias holds ``version``, or the audit trail records an import or gate placing it
-    (it may have been moved on since: an import never puts it back)."""
-    if int(version) in aliases.values():
+def _placed(registry: Any, version: int, state: ModelRecord) -> bool:
+    """An alias of ``state`` (the ticker's record, just read) holds ``version``, or its audit
+    trail records an import or gate placing it (it may have been moved on since: an import
+    never puts it back). The trail is read from ``state``, not from a second read of it."""
+    if int(version) in state.aliases.values():
         return True
     return any(e.to_version == int(version) and e.action in ("import", "gate")
-               for e in registry.audit_trail(ticker))
+               for e in registry.audit.events(state))
 
 
 def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
