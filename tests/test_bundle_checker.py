@@ -103,21 +103,18 @@ def source_bundles(tmp_path_factory, trained, empty_store_db):
     return paths
 
 
-@linux_only
-def test_a_crash_mid_check_is_reported_and_the_next_check_gets_a_fresh_child(
-        worker, model_dir, hanging_dir):
-    folder, expected = model_dir
-    worker.check(folder)
-    first = worker.pid
+def _blocked_check(worker: CheckWorker, hanging_dir: Path):
+    """Start a check of ``hanging_dir`` in a thread; return once the child is inside it
+    (it has opened the FIFO). Returns the thread, its outcome list and the FIFO's writer."""
     outcome: list[BaseException] = []
 
-    def blocked_check() -> None:
+    def run() -> None:
         try:
             worker.check(hanging_dir, label="bundle 'x.trbundle'")
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome.append(exc)
 
-    thread = threading.Thread(target=blocked_check)
+    thread = threading.Thread(target=run)
     thread.start()
     writer: list[int] = []
 
@@ -130,16 +127,40 @@ def test_a_crash_mid_check_is_reported_and_the_next_check_gets_a_fresh_child(
             return False
 
     _until(child_reads_the_fifo, "the child opening model.json")
+    return thread, outcome, writer[0]
+
+
+def _crash_message(sig: str) -> str:
+    return (f"bundle 'x.trbundle' is refused: the isolated test load of its models crashed "
+            f"({sig}); a crafted or damaged tree file can do this")
+
+
+@linux_only
+def test_a_crash_mid_check_is_reported_and_the_next_check_gets_a_fresh_child(
+        worker, model_dir, hanging_dir):
+    folder, expected = model_dir
+    worker.check(folder)
+    first = worker.pid
+    thread, outcome, writer = _blocked_check(worker, hanging_dir)
     os.kill(first, signal.SIGSEGV)  # the child is now inside the check
     thread.join()
-    os.close(writer[0])
+    os.close(writer)
     assert len(outcome) == 1 and isinstance(outcome[0], BundleError)
-    assert str(outcome[0]) == ("bundle 'x.trbundle' is refused: the isolated test load of its "
-                               "models crashed (SIGSEGV); a crafted or damaged tree file can do "
-                               "this")
+    assert str(outcome[0]) == _crash_message("SIGSEGV")
     assert worker.pid is None
     assert worker.check(folder) == pytest.approx(expected, rel=1e-12)
     assert worker.pid not in (None, first)
+
+
+@linux_only
+def test_close_does_not_wait_for_a_check_in_another_thread(worker, hanging_dir):
+    thread, outcome, writer = _blocked_check(worker, hanging_dir)
+    pid = worker.pid
+    worker.close()  # as at interpreter exit, with a daemon thread still checking
+    thread.join()
+    os.close(writer)
+    assert [str(e) for e in outcome] == [_crash_message("SIGKILL")]
+    assert _gone(pid)
 
 
 def test_a_timeout_kills_the_child(worker, model_dir, hanging_dir):

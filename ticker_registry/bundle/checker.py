@@ -132,17 +132,13 @@ class CheckWorker:
                 proc.stdin.write(request.encode() + b"\n")
             except OSError:
                 pass  # it died since: reading finds the end of its output and says how
-            if meanwhile is not None:
-                try:
-                    meanwhile()
-                except BaseException:
-                    self._stop(kill=True)  # its reply would answer nobody
-                    raise
-            line, tail, timed_out = _read_reply(proc, deadline)
             try:
+                if meanwhile is not None:
+                    meanwhile()
+                line, tail, timed_out = _read_reply(proc, deadline)
                 return self._prediction(proc, ident, line, tail, timed_out, label, timeout)
-            except BundleError:
-                self._stop(kill=True)
+            except BaseException:  # a refusal, an error meanwhile, an interrupt: a reply
+                self._stop(kill=True)  # still to come would answer the next request
                 raise
 
     def _prediction(self, proc: subprocess.Popen[bytes], ident: int, line: bytes | None,
@@ -181,9 +177,18 @@ class CheckWorker:
         return [float(x) for x in prediction]
 
     def close(self) -> None:
-        """End the child: close its stdin, give it :data:`_EXIT_GRACE` seconds, then kill it."""
-        with self._lock:
-            self._stop(kill=False)
+        """End the child: close its stdin, give it :data:`_EXIT_GRACE` seconds, then kill it.
+
+        A check still running in another thread (at interpreter exit, a daemon thread's)
+        is not waited for: its child is killed, and that check reports a crash.
+        """
+        if self._lock.acquire(timeout=_EXIT_GRACE):
+            try:
+                self._stop(kill=False)
+            finally:
+                self._lock.release()
+        elif (proc := self._proc) is not None and self._owner == os.getpid():
+            proc.kill()
 
     def _running(self) -> subprocess.Popen[bytes]:
         """The live child of this process, started if there is none (call with the lock)."""
