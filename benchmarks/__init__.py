@@ -14,7 +14,8 @@ id   module               what
 ===  ===================  ======================================================
 B1   b1_register          register one trained version on SQLite
 B2   b2_predict           warm ``predict_for_ticker`` latency (p50, p99)
-B3   b3_status            ``status`` over 1,000 tickers x 3 versions on SQLite
+B3   b3_status            ``status`` over 1,000 and 10,000 tickers x 3 versions on SQLite
+B3S  b3s_status_server    the same on the PostgreSQL-backed server (full runs only)
 B4   b4_features          ``build_training_set`` over 1M trades
 B5   b5_training          training 20 tickers, 1 vs 2 worker processes
 B6   b6_bundle            export + import round trip of one version
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, str] = {
     "B1": "b1_register",
     "B2": "b2_predict",
     "B3": "b3_status",
+    "B3S": "b3s_status_server",
     "B4": "b4_features",
     "B5": "b5_training",
     "B6": "b6_bundle",

@@ -39,8 +39,8 @@ independent): the cluster-robust standard error of the mean of ``d`` gives ``z``
 ``skill_alpha``, default 0.05, so z > 1.645). Heads trained on shuffled labels reach that
 on far fewer than 5 % of trainings (``benchmarks/quality.py``).
 
-A head whose training label is constant or has fewer than :data:`MIN_DISTINCT_VALUES`
-distinct values is **not evaluable**: no skill, no score, its baseline serves it.
+A head whose training label has fewer than :data:`MIN_DISTINCT_VALUES` distinct values
+is **not evaluable**: no skill, no score, its baseline serves it.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ from .features import FLOW_TYPES, LABEL_NAMES, flow_class
 __all__ = ["BASELINE_KINDS", "HEADS", "LOSS_METRICS", "MIN_DISTINCT_VALUES", "N_CLASSES",
            "BaselineModel", "Fold", "HeadComparison", "HeadEvaluation", "compare_losses",
            "evaluation_rows", "fit_baselines", "gate_verdict", "head_losses", "head_skill",
-           "judge_head", "persistence_class", "purged_folds", "put_head", "served_skill_score",
-           "take_head", "z_threshold"]
+           "judge_head", "persistence_class", "purged_folds", "put_head", "SKILL_SCORE_METRICS",
+           "served_skill_score", "take_head", "z_threshold"]
 
 #: The three heads, in output order: the labels they are trained on.
 HEADS: tuple[str, ...] = LABEL_NAMES
@@ -155,9 +155,8 @@ class BaselineModel:
     def predict(self, kind: str, n: int) -> np.ndarray:
         """``n`` rows of baseline ``kind``: (n, 3) probabilities for flow_type, else (n,)."""
         value = self.values[kind]
-        if self.head == "flow_type":
-            return np.tile(np.asarray(value, dtype=np.float64), (n, 1))
-        return np.full(n, float(value))
+        flow = self.head == "flow_type"
+        return np.tile(np.asarray(value, dtype=np.float64), (n, 1)) if flow else np.full(n, float(value))
 
     def to_dict(self) -> dict[str, Any]:
         return {"head": self.head, "values": dict(self.values)}
@@ -354,8 +353,7 @@ def compare_losses(head: str, y: np.ndarray, candidate_pred: np.ndarray,
 
 def gate_verdict(comparisons: Sequence[HeadComparison]) -> tuple[bool, str]:
     """The candidate wins when it is significantly better on one head and worse on none."""
-    worse = [c for c in comparisons if c.verdict == "worse"]
-    better = [c for c in comparisons if c.verdict == "better"]
+    worse, better = ([c for c in comparisons if c.verdict == v] for v in ("worse", "better"))
     detail = "; ".join(f"{c.head} {c.verdict} ({c.improvement:+.4f}, z={c.z:.2f})" for c in comparisons)
     if worse:
         return False, f"significantly worse on {', '.join(c.head for c in worse)}: {detail}"
@@ -370,14 +368,13 @@ def head_skill(metrics: Mapping[str, float]) -> dict[str, bool]:
     return {h: float(metrics.get(f"has_skill_{h}", 0.0)) > 0 for h in HEADS}
 
 
-#: The metrics :func:`served_skill_score` reads.
 SKILL_SCORE_METRICS = (*(f"has_skill_{h}" for h in HEADS), *(f"skill_{h}" for h in HEADS))
 
 
 def served_skill_score(metrics: Mapping[str, float]) -> float:
-    """Mean over the heads of the skill a version *serves*: a head's skill where its model
-    serves, 0 where its baseline does. Comparable across tickers (each head is scored
-    against its own baselines), so rankings use it, never raw accuracy."""
+    """Mean over the heads of the skill a version *serves* (its model's skill, 0 where the
+    baseline serves), from :data:`SKILL_SCORE_METRICS`. Comparable across tickers (each head
+    is scored against its own baselines), so rankings use it, never raw accuracy."""
     skilled = head_skill(metrics)
     return sum(float(metrics.get(f"skill_{h}", 0.0)) if skilled[h] else 0.0 for h in HEADS) / len(HEADS)
 

@@ -211,29 +211,12 @@ class MlflowStore:
             if not token:
                 return
 
-    def _engine(self) -> Any:
-        """The SQLAlchemy engine of this SQL store's direct reads, created on first use."""
-        if self._sql is None:
-            import sqlalchemy as sa
-
-            self._sql = sa.create_engine(self.tracking_uri)
-        return self._sql
-
     def snapshot(self, prefix: str, keys: Collection[str] | None = None) -> Snapshot:
         """Every registered model named ``prefix...``, its live version count and its head
-        versions (newest and aliased; :class:`~ticker_registry.records.Snapshot`): one read of MLflow's
-        tables on a SQL store, else the paged searches. ``keys`` limits the versions' tags."""
-        from .snapshot import heads_of, read_snapshot
+        versions, in one read (:func:`.snapshot.snapshot`); ``keys`` limits their tags."""
+        from .snapshot import snapshot
 
-        if not self.is_http:
-            try:
-                return read_snapshot(self._engine(), prefix, keys)
-            except Exception as exc:  # layout changed, no permission...: the searches are exact
-                log.debug("snapshot through MLflow's searches (%s)", exc)
-        like = f"{prefix}%"  # '_' matches any character here: startswith keeps ours
-        models = [m for m in self.search_models(like) if m.name.startswith(prefix)]
-        versions = self.search_versions(f"name LIKE '{like}'")
-        return heads_of(models, (v for v in versions if v.name.startswith(prefix)), keys)
+        return snapshot(self, prefix, keys)
 
     # ------------------------------------------------------------------ aliases
     def set_alias(self, name: str, alias: str, version: int) -> None:
@@ -257,22 +240,11 @@ class MlflowStore:
 
     def registration_state(self, name: str, key: str) -> tuple[list[tuple[int, str]],
                                                                 dict[str, str] | None]:
-        """For registering a version of ``name`` under idempotency ``key``: the live versions
-        tagged with ``key`` as ``(version, status)``, and the newest live version's tags (None:
-        no version). One read of MLflow's tables on a SQL store, else two searches."""
-        if not self.is_http:
-            try:
-                from .snapshot import read_registration_state
+        """The versions tagged with idempotency ``key`` and the newest version's tags, in one
+        read (:func:`.snapshot.registration_state`)."""
+        from .snapshot import registration_state
 
-                return read_registration_state(self._engine(), name, key)
-            except Exception as exc:  # layout changed, no permission...: the searches are exact
-                log.debug("registration state through MLflow's searches (%s)", exc)
-        try:
-            found = self.search_versions(f"name='{name}' and tags.idempotency_key='{key}'")
-        except ModelNotFoundError:
-            return [], None
-        newest = self.newest_version(name)
-        return [(v.version, v.status) for v in found], (newest.tags if newest else None)
+        return registration_state(self, name, key)
 
     def newest_version(self, name: str) -> VersionInfo | None:
         """The highest-numbered version of ``name`` (any status), or None."""

@@ -13,22 +13,44 @@ ORM object per tag row and load each model's versions one query at a time. It
 depends on MLflow's table layout, so the adapter falls back to the searches
 (:func:`heads_of`) on any error (a release that changed the layout, a server
 store, a missing permission); ``tests/test_snapshot.py`` checks both give the
-same records.
+same records. Registration's one read (:func:`registration_state`: a version
+with this idempotency key already? the newest version's running totals) is made
+the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ..exceptions import ModelNotFoundError
 from ..records import ModelRecord, Snapshot, VersionInfo, metric_tags
 
-__all__ = ["heads_of", "read_registration_state", "read_snapshot"]
+
+class _Searchable(Protocol):
+    """What the fallback needs of :class:`~.adapter.MlflowStore` (no import: no cycle)."""
+
+    _sql: Any
+
+    @property
+    def is_http(self) -> bool: ...
+    @property
+    def tracking_uri(self) -> str: ...
+
+    def search_models(self, name_like: str) -> list[ModelRecord]: ...
+    def search_versions(self, filter_string: str) -> list[VersionInfo]: ...
+    def newest_version(self, name: str) -> VersionInfo | None: ...
+
+__all__ = ["heads_of", "read_registration_state", "read_snapshot", "registration_state",
+           "snapshot"]
+
+log = logging.getLogger(__name__)
 
 #: MLflow marks a deleted version with this stage and keeps its row.
 _DELETED = "Deleted_Internal"
@@ -164,3 +186,40 @@ def read_registration_state(engine: sa.Engine, name: str,
             f"SELECT COUNT(*) FROM model_versions mv WHERE mv.name = :name AND {live}"
             f"{ws.format(t='mv')}"), {"name": name}).scalar()
     return keyed, (tags if has_newest else None)
+
+
+# --------------------------------------------------------------------------- with the fallback
+def _engine(store: _Searchable) -> sa.Engine:
+    """The SQLAlchemy engine of a SQL store's direct reads, created on first use."""
+    if store._sql is None:
+        store._sql = sa.create_engine(store.tracking_uri)
+    return store._sql
+
+
+def snapshot(store: _Searchable, prefix: str, keys: Collection[str] | None = None) -> Snapshot:
+    """:func:`read_snapshot` on a SQL store, else the paged searches (:func:`heads_of`)."""
+    if not store.is_http:
+        try:
+            return read_snapshot(_engine(store), prefix, keys)
+        except Exception as exc:  # layout changed, no permission...: the searches are exact
+            log.debug("snapshot through MLflow's searches (%s)", exc)
+    like = f"{prefix}%"  # '_' matches any character here: startswith keeps ours
+    models = [m for m in store.search_models(like) if m.name.startswith(prefix)]
+    versions = store.search_versions(f"name LIKE '{like}'")
+    return heads_of(models, (v for v in versions if v.name.startswith(prefix)), keys)
+
+
+def registration_state(store: _Searchable, name: str,
+                       key: str) -> tuple[list[tuple[int, str]], dict[str, str] | None]:
+    """:func:`read_registration_state` on a SQL store, else two searches."""
+    if not store.is_http:
+        try:
+            return read_registration_state(_engine(store), name, key)
+        except Exception as exc:  # layout changed, no permission...: the searches are exact
+            log.debug("registration state through MLflow's searches (%s)", exc)
+    try:
+        found = store.search_versions(f"name='{name}' and tags.idempotency_key='{key}'")
+    except ModelNotFoundError:
+        return [], None
+    newest = store.newest_version(name)
+    return [(v.version, v.status) for v in found], (newest.tags if newest else None)
