@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..aliases import GateCall
 from ..evaluation import head_skill
-from ..exceptions import BundleError, ModelFormatError, PromotionConflictError
+from ..exceptions import BundleError, ModelFormatError, ModelNotFoundError, PromotionConflictError
 from ..features import FEATURE_NAMES
 from ..gate import decision_tags
 from ..model import OrderFlowModel, package_versions
@@ -107,12 +108,15 @@ def import_bundle(registry: TickerRegistry, path: str | os.PathLike[str],
         _warn_on_version_mismatch(manifest, path.name)
         tags = _import_tags(manifest, path.name, verified.sha256)
         _check_keys(ticker, model, lineage, tags, path.name)  # before the first write
+        # decided before the version exists, so its gate.* tags are registered with it
+        plan = _plan(registry, ticker, model, promote, _aliases(registry, ticker))
         info, created = registry.register(
             ticker, model, lineage=lineage, idempotency_key=key, extra_tags=tags,
-            description=_description(manifest, path.name))
+            gate_tags=plan.call.tags, description=_description(manifest, path.name))
         # Placed by whichever importer of this bundle gets there first (another process may
         # be importing the same file): each reports the version as it stands once placed.
-        decision = _settle(registry, ticker, info.version, model, promote)
+        decision = _settle(registry, ticker, info.version, model, promote,
+                           plan if created else None)
         return ImportResult(registry.get_version(ticker, info.version), created, manifest,
                             decision)
     finally:
@@ -199,20 +203,30 @@ def _check_same_prediction(model: OrderFlowModel, expected: list[float], file_na
                           "here than in the isolated test load")
 
 
-def _settle(registry: Any, ticker: str, version: int, model: OrderFlowModel,
-            promote: bool) -> PromotionDecision | None:
+def _settle(registry: Any, ticker: str, version: int, model: OrderFlowModel, promote: bool,
+            plan: _Plan | None) -> PromotionDecision | None:
     """Place ``version`` unless it already was; the decision made here, or None.
 
-    Idempotent and safe to race: placement compares-and-sets the alias against the
-    snapshot it decided on, so of several importers of one bundle exactly one moves
-    it, and the others, refused or arriving after, find it placed.
+    ``plan`` is the placement decided before this call registered the version (None when
+    registration found it existing: its tags were not written). Idempotent and safe to
+    race: placement compares-and-sets the alias against the snapshot it decided on, so of
+    several importers of one bundle exactly one moves it, and the others, refused or
+    arriving after, find it placed.
     """
+    if plan is not None:
+        try:
+            return _move(registry, ticker, version, plan)
+        except PromotionConflictError:
+            pass  # an alias moved since the plan: look again, as for a version found existing
     for _ in range(_PLACE_ATTEMPTS):
         state = registry.model(ticker)
         if _placed(registry, version, state):
             return None
+        plan = _plan(registry, ticker, model, promote, dict(state.aliases))
         try:
-            return _place(registry, ticker, version, model, promote, state.aliases)
+            for key, value in plan.call.tags.items():
+                registry.set_version_tag(ticker, version, key, value)
+            return _move(registry, ticker, version, plan)
         except PromotionConflictError:
             continue  # an alias moved since the snapshot: look again
     if _placed(registry, version, registry.model(ticker)):
@@ -236,27 +250,56 @@ def _placed(registry: Any, version: int, state: ModelRecord) -> bool:
                for e in registry.audit.events(state))
 
 
-def _place(registry: Any, ticker: str, version: int, model: OrderFlowModel,
-           promote: bool, aliases: dict[str, int]) -> PromotionDecision:
+@dataclass(frozen=True)
+class _Plan:
+    """Where an imported version goes, with the ``gate.*`` tags recording why.
+
+    ``call.seen`` holds the aliases it was decided on (the compare-and-set of the move);
+    ``by_gate`` is true when the gate decided (``promote`` and nothing served).
+    """
+
+    call: GateCall
+    by_gate: bool
+
+
+def _aliases(registry: Any, ticker: str) -> dict[str, int]:
+    try:
+        return dict(registry.model(ticker).aliases)
+    except ModelNotFoundError:  # the ticker's first version: nothing serves yet
+        return {}
+
+
+def _plan(registry: Any, ticker: str, model: OrderFlowModel, promote: bool,
+          seen: dict[str, int]) -> _Plan:
     """Where an imported version goes: staging, or production when asked and the ticker has none.
 
     A bundle's metrics are its own claims (``model.json``), not scores we
     measured, so an import never replaces an existing production version, and
     by default it is not served until promoted explicitly after review.
-    ``aliases`` is the snapshot the move is decided on (compare-and-set against it).
+    ``seen`` is the snapshot of the aliases the move is decided on.
     """
-    champion = aliases.get(registry.config.production_alias)
-    if champion is None and promote:
-        return registry.apply_gate(ticker, version, model)
-    staging = registry.config.staging_alias
+    production = registry.config.production_alias
+    if promote and production not in seen:
+        call = registry.gate_decision(ticker, model)
+        if production not in call.seen:  # (the gate read the aliases again)
+            return _Plan(call, True)
+        seen = dict(call.seen)
+    champion = seen.get(production)
     reason = ("imported versions never replace production automatically (their metrics are "
               "the bundle's claims); promote it explicitly after review" if champion is not None
               else "imported versions are served only after review: promote it explicitly "
               "(or import with --promote)")
-    decision = PromotionDecision(False, staging, reason, dict(model.metrics_), {}, champion,
-                                 head_skill(model.metrics_))
-    for key, value in decision_tags(decision, []).items():
-        registry.set_version_tag(ticker, version, key, value)
-    registry.promote(ticker, version, to=staging, reason=f"import: {reason}", action="import",
-                     expected=aliases.get(staging))
+    decision = PromotionDecision(False, registry.config.staging_alias, reason,
+                                 dict(model.metrics_), {}, champion, head_skill(model.metrics_))
+    return _Plan(GateCall(decision, decision_tags(decision, []), seen), False)
+
+
+def _move(registry: Any, ticker: str, version: int, plan: _Plan) -> PromotionDecision:
+    """Move the alias ``plan`` chose to ``version``, compare-and-set against what it saw."""
+    decision = plan.call.decision
+    if plan.by_gate:
+        registry.place(ticker, version, plan.call)
+    else:
+        registry.promote(ticker, version, to=decision.alias, reason=f"import: {decision.reason}",
+                         action="import", expected=plan.call.seen.get(decision.alias))
     return decision
