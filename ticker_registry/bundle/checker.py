@@ -3,15 +3,16 @@
 Step 4 of :mod:`ticker_registry.bundle` loads and test-predicts a bundle's models in a
 separate Python process, because a crafted tree file can crash, hang or exhaust the
 memory of the process that loads it. Starting that Python (numpy, pandas and a native
-library) costs over a second, and the check itself some milliseconds, so one child serves
-the checks of a whole process:
+library) takes half a second or more, the check itself tens of milliseconds, so one child
+serves the checks of a whole process:
 
-- **isolated**: a separate process, ``python -I`` (no user site, no environment
+- **isolated**: a separate process, ``python -I`` (no user site, no ``PYTHON*``
   variables, no current directory on ``sys.path``), ``OMP_NUM_THREADS=1``, at ``/``
   between checks and inside the checked directory during one, its address space capped at
   :data:`CHECK_MEMORY_BYTES` (``RLIMIT_AS``);
 - **lean**: it imports our check code (:mod:`.check`) without the package's
-  ``__init__``: no MLflow, no SQLAlchemy, and the one native library a model needs;
+  ``__init__`` (no MLflow, no SQLAlchemy): numpy, pandas (the serving code) and the one
+  native library a model needs;
 - **bounded**: each check has a timeout (:data:`CHECK_TIMEOUT`), after which the child is
   killed; a reply is at most :data:`MAX_REPLY_BYTES`;
 - **replaced**: a crash, a timeout, a refusal or a garbled reply ends the child (a process
