@@ -38,6 +38,8 @@ __all__ = ["HOST_ID", "LOCK_PREFIX", "STALE_AFTER", "TickerLock", "process_gone"
 
 LOCK_PREFIX = "_lock."
 STALE_AFTER = 60.0
+#: A remote lock released within this many seconds of its taking is ours for sure.
+SURE_FOR = STALE_AFTER / 3
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class TickerLock:
         self.timeout = timeout
         self._file: FileLock | None = None
         self._token: str | None = None
+        self._acquired = 0.0  # time.monotonic() when the remote lock was taken
 
     def __enter__(self) -> TickerLock:
         if self.store.is_local:
@@ -126,6 +129,7 @@ class TickerLock:
         delay = 0.02
         while True:
             try:
+                self._acquired = time.monotonic()  # no later than the acquired_at written
                 created = self.store.create_model(
                     self._lock_name,
                     tags={"acquired_at": repr(time.time()), "owner": str(self._token)},
@@ -189,7 +193,11 @@ class TickerLock:
         if token is None:
             return
         try:
-            holder = self._holder()
+            # Held briefly (the usual registration), nobody can have taken it for stale: skip
+            # the re-read (one request fewer; only clocks more than STALE_AFTER - SURE_FOR
+            # apart between hosts would make another writer break it that soon).
+            briefly = time.monotonic() - self._acquired < SURE_FOR
+            holder = None if briefly else self._holder()
             if holder is not None and holder[0] != token:
                 log.warning("the write lock of %s was taken over by %s while held (older than "
                             "%.0f s?); leaving it alone", self.name, holder[0], STALE_AFTER)

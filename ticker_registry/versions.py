@@ -133,14 +133,12 @@ class VersionCatalog:
         """Create the registered model unless this catalog saw it already (no read then)."""
         if name in self._known_models:
             return
-        try:
-            self.store.get_model(name)
-        except ModelNotFoundError:
-            tags = {"ticker": ticker, "kind": KIND, "namespace": self.config.namespace,
-                    "created_at": _now()}
-            if self.store.create_model(name, tags=tags, description=f"Order-flow model of "
-                                       f"{ticker} (no version yet)."):
-                self._created_models.add(name)  # ours: no counter tags of an older layout
+        tags = {"ticker": ticker, "kind": KIND, "namespace": self.config.namespace,
+                "created_at": _now()}
+        # create straight away (one request): False when it exists already
+        if self.store.create_model(name, tags=tags, description=f"Order-flow model of {ticker} "
+                                   "(no version yet)."):
+            self._created_models.add(name)  # ours: no counter tags of an older layout
         self._known_models.add(name)
 
     # ------------------------------------------------------------------ registration
