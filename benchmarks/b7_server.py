@@ -2,7 +2,7 @@
 
 The server is started for this benchmark only, with its whole state in the
 benchmark's temporary folder (``scripts/start_tracking_server.sh STATE_DIR 0``:
-PostgreSQL backend, ``mlflow server --workers 1`` serving artifacts), and
+PostgreSQL backend, ``mlflow server --workers 2`` (one per core) serving artifacts), and
 stopped at the end. Without PostgreSQL the benchmark reports itself skipped.
 
 Ours: a ``ThreadPoolExecutor`` of 8 threads calling ``TickerRegistry.register``
@@ -14,7 +14,7 @@ with MLflow's defaults, one after another, inside ``mlflow.start_run`` (the
 global tracking URI is set in this process only). At about 2 s per call it
 runs 3 versions per repetition (1 in quick mode), reported as versions/s.
 
-Target: at least 5 versions/s with bounded concurrency.
+Target: at least 10 versions/s with bounded concurrency (the issue's figure).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import itertools
 import math
+import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ from .harness import Context, Row, interleaved, median
 
 REPO = Path(__file__).resolve().parent.parent
 THREADS = 8
+#: uvicorn workers of the server: one per core, as a deployment would run it
+SERVER_WORKERS = 2
 
 
 def _postgres_missing() -> str | None:
@@ -40,9 +43,10 @@ def _postgres_missing() -> str | None:
     return "PostgreSQL server binaries not found (scripts/install_system_deps.sh installs them)"
 
 
-def _start(state: Path) -> dict[str, str]:
+def _start(state: Path, workers: int = 1) -> dict[str, str]:
     proc = subprocess.run(["bash", str(REPO / "scripts/start_tracking_server.sh"), str(state), "0"],
-                          capture_output=True, text=True, timeout=180, check=False)
+                          capture_output=True, text=True, timeout=180, check=False,
+                          env={**os.environ, "TR_MLFLOW_WORKERS": str(workers)})
     if proc.returncode != 0:
         raise RuntimeError(f"start_tracking_server.sh failed: {proc.stderr.strip()[-300:]}")
     env = {}
@@ -62,14 +66,14 @@ def run(ctx: Context) -> list[Row]:
     missing = _postgres_missing()
     what = "50 registrations on the PostgreSQL server, 8 threads"
     if missing:
-        return [Row("B7", what, math.nan, "versions/s", "-", None, ">= 5 versions/s", None,
+        return [Row("B7", what, math.nan, "versions/s", "-", None, ">= 10 versions/s", None,
                     note=f"skipped: {missing}")]
     state = ctx.folder("server")
     try:
-        env = _start(state)
+        env = _start(state, workers=SERVER_WORKERS)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         _stop(state)
-        return [Row("B7", what, math.nan, "versions/s", "-", None, ">= 5 versions/s", None,
+        return [Row("B7", what, math.nan, "versions/s", "-", None, ">= 10 versions/s", None,
                     note=f"skipped: {exc}"[:300])]
     try:
         return _measure(ctx, env["MLFLOW_TRACKING_URI"])
@@ -132,7 +136,7 @@ def _measure(ctx: Context, uri: str) -> list[Row]:
     rate_ours, rate_plain = n_versions / t_ours, n_plain / t_plain
     return [Row("B7", f"{n_versions} registrations on the PostgreSQL server, {THREADS} threads",
                 rate_ours, "versions/s", f"plain log_model one after another ({n_plain}/rep)",
-                rate_plain, ">= 5 versions/s", rate_ours >= 5, higher_is_better=True,
+                rate_plain, ">= 10 versions/s", rate_ours >= 10, higher_is_better=True,
                 repeats=len(times["ours"]),
                 note=f"{t_ours:.2f} s per batch of {n_versions}; "
                      f"{t_ours / n_versions * THREADS * 1e3:.0f} ms per registration per thread")]
