@@ -4,14 +4,16 @@ Every function here takes arrays or frames and returns new ones: no I/O, no cloc
 globals, no mutation of inputs. Window sizes and thresholds travel in a frozen
 :class:`FeatureSpec`, saved with each model version, so a version always computes its
 features the same way. This file ships inside each version: it imports only
-:mod:`.exceptions` and :mod:`.timestamps` of the package.
+:mod:`.exceptions`, :mod:`.timestamps` and :mod:`.live_features` of the package.
 
 The feature window of an event is the ``sequence_length`` trades ending at (and
 including) that trade; nothing after the event is read. Batch and live windows go
 through the same checks and kernels, rolling sums accumulated in a fixed order, so
 :func:`compute_live_features` on a window returns bit-for-bit what
-:func:`build_training_set` gives for the same event. The definitions are tabled in the
-README ("Features and labels").
+:func:`build_training_set` gives for the same event; a live window of plain trade dicts
+is computed by the one-row form of the kernels in Python floats
+(:mod:`.live_features`, the hot path), with the same operations in the same order. The
+definitions are tabled in the README ("Features and labels").
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .exceptions import SampleValidationError, TradeDataError, TrainingDataError
+from .live_features import MARKET_KEYS as _MARKET_KEYS
+from .live_features import MIN_DURATION_S as _MIN_DURATION_S
+from .live_features import NO_QUOTE, live_quote, plain_window, quote_row, to_side, window_row
+from .live_features import NS as _NS
 from .timestamps import to_epoch_ns
 
 if TYPE_CHECKING:  # only for annotations: this module must import nothing else of the package
@@ -42,15 +48,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     # the quote at the event (columns 11-14; zero without market data)
     "spread_bps", "mid_deviation_bps", "book_imbalance", "has_market_data",
 )
+_WINDOW_COLUMNS = len(FEATURE_NAMES) - len(_MARKET_KEYS)  # the trade-window columns (0-10)
 #: flow_type classes; the class code is the position in this tuple.
 FLOW_TYPES: tuple[str, ...] = ("sell_pressure", "balanced", "buy_pressure")
 #: The labels, one per model head, in output order (``evaluation.HEADS`` is this tuple).
 LABEL_NAMES: tuple[str, ...] = ("flow_type", "impact", "time_to_execution")
 
-_NS = 1_000_000_000
-_MIN_DURATION_S = 1e-3
-_MARKET_KEYS = ("bid", "ask", "bid_size", "ask_size")
-_SIDES: dict[Any, float] = {"buy": 1.0, "b": 1.0, "sell": -1.0, "s": -1.0, 1: 1.0, -1: -1.0}
 #: Share of trades whose notional is at least the automatic large-order threshold.
 AUTO_THRESHOLD_QUANTILE = 0.95
 
@@ -327,7 +330,7 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
             ts[i] = to_epoch_ns(event["timestamp"])
             price[i] = event["price"]
             qty[i] = event["quantity"] if "quantity" in event else event["amount"]
-            side[i] = _to_side(event["side"])
+            side[i] = to_side(event["side"])
         except (KeyError, TypeError, ValueError) as exc:
             raise SampleValidationError(
                 f"order event {i} {dict(event)!r:.300} is not a trade: {exc}; each event needs "
@@ -336,41 +339,26 @@ def _event_arrays(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
     return _checked_trades(ts, price, qty, side, SampleValidationError, "order event")
 
 
-def _to_side(value: Any) -> float:
-    try:
-        return _SIDES[value.strip().lower() if isinstance(value, str) else value]
-    except (KeyError, TypeError):
-        raise ValueError(f"side {value!r} is not 'buy'/'sell' or +1/-1") from None
-
-
 def live_feature_vector(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,
                         market_data: Mapping[str, Any] | None,
                         config: Config | FeatureSpec) -> np.ndarray:
-    """The feature vector (``FEATURE_NAMES`` order) of the newest event; the hot-path form."""
+    """The feature vector (``FEATURE_NAMES`` order) of the newest event; the hot-path form.
+
+    A list of plain trade dicts is computed in Python floats (:mod:`.live_features`); any
+    other input, or a value to refuse, goes through the checked numpy path.
+    """
     spec = _spec(config)
-    ts, price, qty, side = _event_arrays(order_events, spec.sequence_length)
-    row = _window_features(ts, price, qty, side, spec)
-    if market_data:
-        _apply_market(row, price[-1:], *_live_quote(market_data))
-    return row[0]
-
-
-def _live_quote(market_data: Any) -> list[np.ndarray]:
-    """The quote at a live event as one-row arrays, in ``_MARKET_KEYS`` order (absent: NaN)."""
-    if not isinstance(market_data, Mapping):
-        raise SampleValidationError(
-            f"market_data is a {type(market_data).__name__} ({market_data!r:.120}); pass a "
-            "dict with bid, ask and optionally bid_size, ask_size, or None")
-    quote = []
-    for key in _MARKET_KEYS:
-        value = market_data.get(key)
-        try:
-            quote.append(np.array([np.nan if value is None else float(value)]))
-        except (TypeError, ValueError):
-            raise SampleValidationError(
-                f"market_data[{key!r}] is {value!r:.80}, not a number; give bid, ask, bid_size "
-                "and ask_size as numbers (or leave them out)") from None
-    return quote
+    n = spec.sequence_length
+    window = plain_window(order_events, n)
+    row = None if window is None else window_row(*window, spec.large_order_threshold)
+    if window is None or row is None:
+        ts, price, qty, side = _event_arrays(order_events, n)
+        row = _window_features(ts, price, qty, side, spec)[0, :_WINDOW_COLUMNS].tolist()
+        last = float(price[-1])
+    else:
+        last = window[1][-1]
+    row.extend(quote_row(last, *live_quote(market_data)) if market_data else NO_QUOTE)
+    return np.array(row)
 
 
 def compute_live_features(order_events: Sequence[Mapping[str, Any]] | pd.DataFrame,

@@ -1,7 +1,7 @@
 """Serving a saved order-flow model: load its directory, predict, with numpy and pandas only.
 
-This module and the four it imports (:mod:`.features`, :mod:`.heads`, :mod:`.timestamps`,
-:mod:`.exceptions`) ship inside every model version, as the package ``order_flow_portable``
+This module and those it imports, directly or not (``store.packaging.SHIPPED_MODULES``),
+ship inside every model version, as the package ``order_flow_portable``
 in MLflow's ``code/`` folder: the version's pyfunc wrapper imports nothing else of ours, so
 plain MLflow loads and serves it where ticker-registry is not installed. The library serves
 through the same code (:class:`~ticker_registry.model.OrderFlowModel` delegates ``load``,

@@ -55,18 +55,21 @@ ARTIFACT_KEY = "order_flow_model"
 PORTABLE_PACKAGE = "order_flow_portable"
 
 #: The package's modules that ship inside every version, as ``code/order_flow_portable/``.
-SHIPPED_MODULES: tuple[str, ...] = ("exceptions.py", "timestamps.py", "features.py",
-                                    "tree_check.py", "flat_trees.py", "heads.py", "served.py")
+SHIPPED_MODULES: tuple[str, ...] = ("exceptions.py", "timestamps.py", "live_features.py",
+                                    "features.py", "tree_check.py", "flat_trees.py", "heads.py",
+                                    "served.py")
 #: Where the native model lives inside a version's model directory.
 NATIVE_SUBDIR = f"artifacts/{ARTIFACT_KEY}"
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # ticker_registry/
 _INIT = b'''"""ticker-registry's serving code, carried by this model version (MLflow code_paths).
 
-Byte copies of ticker_registry's exceptions, timestamps, features, tree_check, flat_trees,
-heads and served modules; the version's wrapper (pyfunc_model.py) imports this package.
+Byte copies of ticker_registry's exceptions, timestamps, live_features, features, tree_check,
+flat_trees, heads and served modules; the version's wrapper (pyfunc_model.py) imports this
+package.
 """
 
-from . import exceptions, features, flat_trees, heads, served, timestamps, tree_check  # noqa: F401
+from . import (  # noqa: F401
+    exceptions, features, flat_trees, heads, live_features, served, timestamps, tree_check)
 '''
 #: The pip packages each model type needs at serving time, besides mlflow, numpy and pandas.
 _HEAD_PACKAGES = {"xgboost": ("xgboost",), "lightgbm": ("lightgbm",),
