@@ -181,13 +181,14 @@ class SyncTickerModelManager(RegistryOperations):
                 f"`ticker-registry train {entry.ticker} --trades FILE`")
         vector = live_feature_vector(order_events, market_data, model.spec_)
         raw = model.predict_matrix(vector.reshape(1, -1))[0]
+        values = raw.tolist()  # the Python floats float(raw[i]) gives, in one call
         stale = bool(self.config.max_model_age and entry.created_at
                      and time.time() - entry.created_at > self.config.max_model_age)
         return {
             "ticker": entry.ticker, "version": entry.version,
             "flow_type": FLOW_TYPES[int(np.argmax(raw[:3]))],
-            "probabilities": {c: float(raw[i]) for i, c in enumerate(FLOW_TYPES)},
-            "impact": float(raw[3]), "time_to_execution": float(raw[4]), "stale": stale,
+            "probabilities": dict(zip(FLOW_TYPES, values[:3], strict=True)),
+            "impact": values[3], "time_to_execution": values[4], "stale": stale,
             **{f"{head}_source": source for head, source in model.serving_.items()},
         }
 
