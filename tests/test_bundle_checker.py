@@ -294,3 +294,21 @@ def test_an_error_meanwhile_ends_the_child(worker, model_dir):
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
     worker.check(folder)
+
+
+def test_the_check_runs_each_heads_native_predict(model_dir, monkeypatch):
+    """A row or a few go through our flat trees; the check also makes the native library
+    predict with the bundle's trees (in the child, where a crash is only a refusal)."""
+    from ticker_registry import heads
+    from ticker_registry.bundle.check import check_model_directory
+
+    rows: list[int] = []
+    real = heads._XGBHead.predict_native
+
+    def counted(self, X):
+        rows.append(len(X))
+        return real(self, X)
+
+    monkeypatch.setattr(heads._XGBHead, "predict_native", counted)
+    assert check_model_directory(model_dir[0]) == pytest.approx(model_dir[1], rel=1e-12)
+    assert rows == [heads.FLAT_MAX_ROWS + 1] * 3  # once per head, natively

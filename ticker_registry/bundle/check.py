@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from ..exceptions import ModelFormatError
 from ..features import FEATURE_NAMES, FLOW_TYPES
-from ..heads import HEAD_SUFFIX, skops_trusted
+from ..heads import FLAT_MAX_ROWS, HEAD_SUFFIX, skops_trusted
 from ..served import HEADS, ServedModel, read_manifest
 from .manifest import _first_line
 from .trees import check_lgb_file, check_rf_forest, check_skops_file, check_xgb_file
@@ -124,6 +124,13 @@ def check_model_directory(directory: Path) -> list[float]:
     if model_type == "random_forest":
         for head in HEADS:
             check_rf_forest(model.heads[head].estimator, head, n_features)  # type: ignore[attr-defined]
+    # a few rows are predicted by our flat trees, so more than FLAT_MAX_ROWS make each head
+    # run the native library's predict on the bundle's trees too, here and not in the parent
+    rows = np.zeros((FLAT_MAX_ROWS + 1, n_features))
+    for head in HEADS:
+        if not np.isfinite(model.heads[head].predict(rows)).all():
+            raise ModelFormatError(f"head {head} predicts numbers that are not finite for a "
+                                   "zero row")
     out = model.predict_matrix(np.zeros((1, n_features)))
     if out.shape != (1, 5) or not np.isfinite(out).all():
         raise ModelFormatError(f"the model predicts {out!r} for a zero row; expected 5 finite "
