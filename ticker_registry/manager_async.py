@@ -12,7 +12,7 @@ Nothing can hang a prediction:
   thread, awaited at most ``predict_timeout`` seconds (config, default 1.0). Past it,
   :class:`PredictionTimeoutError`; the load goes on in its thread and fills the cache,
   so a later call is warm. ``preload`` at start-up avoids cold calls.
-- **warm**: computed inline (~0.4 ms, benchmark B2). Native predict cannot be
+- **warm**: computed inline (~0.1 ms, benchmark B2). Native predict cannot be
   interrupted from Python, and a thread hop per call would cost more than the
   prediction; what could make it hang for ever is a cyclic tree, and every loaded head's
   trees are verified before it may serve (:mod:`ticker_registry.heads`), while heads
