@@ -119,6 +119,9 @@ class MlflowStore:
         if self._client is None:
             from mlflow import MlflowClient
 
+            # MLflow draws tqdm bars on artifact transfers once tqdm is installed (Optuna brings
+            # it): noise on a trading program's stderr and in the CLI's output. Yours win.
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             with translate_errors(self.tracking_uri):
                 if self.sqlite_path is not None:
                     # MLflow creates/migrates the schema on first use; two processes doing it
@@ -193,6 +196,9 @@ class MlflowStore:
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         self._call(self.client.set_registered_model_tag, name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        self._call(self.client.delete_registered_model_tag, name, key)
 
     def set_model_description(self, name: str, text: str) -> None:
         self._call(self.client.update_registered_model, name, description=text)

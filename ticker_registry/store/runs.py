@@ -29,8 +29,8 @@ from .packaging import NATIVE_SUBDIR, local_artifact_dir, save_pyfunc
 if TYPE_CHECKING:
     from .adapter import MlflowStore
 
-__all__ = ["NATIVE_SHA256_TAG", "LoggedTraining", "log_training", "native_digests",
-           "native_sha256_mismatch", "native_sha256_tag"]
+__all__ = ["NATIVE_SHA256_TAG", "LoggedTraining", "log_training", "log_tuning",
+           "native_digests", "native_sha256_mismatch", "native_sha256_tag"]
 
 #: The version tag holding the sha256 of each native model file (JSON ``{path: hexdigest}``).
 NATIVE_SHA256_TAG = "native.sha256"
@@ -162,3 +162,25 @@ def log_training(store: MlflowStore, experiment: str, ticker: str, model: OrderF
         raise
     store.finalize_logged_model(model_id)
     return LoggedTraining(run_id, model_id, location, native_sha256_tag(digests))
+
+
+def log_tuning(store: MlflowStore, experiment: str, ticker: str, *, params: dict[str, str],
+               metrics: dict[str, float], trial_scores: list[tuple[int, float]],
+               table: pd.DataFrame) -> str:
+    """Log one tuning as a finished run ``tune-<ticker>``: params, metrics, the score of each
+    trial as the stepped metric ``trial_score`` (step = trial) and the trial table as the
+    artifact ``tuning/trials.csv``. Returns the run id."""
+    run_id = store.create_run(experiment, tags={"ticker": ticker, "kind": "tuning",
+                                                "mlflow.runName": f"tune-{ticker}"})
+    try:
+        store.log_metrics(run_id, metrics, params=params,
+                          stepped=[("trial_score", score, n) for n, score in trial_scores])
+        with tempfile.TemporaryDirectory(prefix="ticker-registry-tuning-") as tmp:
+            table.to_csv(Path(tmp) / "trials.csv", index=False)
+            store.log_artifacts(run_id, Path(tmp), "tuning")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.finish_run(run_id, "FAILED")
+        raise
+    store.finish_run(run_id)
+    return run_id
