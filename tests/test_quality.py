@@ -25,6 +25,7 @@ PUBLIC = {
     "compute_live_features", "generate_trades", "load_config", "normalize_ticker", "read_trades",
     "write_report", "AuditEvent", "PromotionDecision", "ServedModel", "TrainingLineage",
     "VersionInfo", "InvalidArgumentError", "DiskFullError", "PredictionTimeoutError",
+    "TuningResult",
 }
 
 

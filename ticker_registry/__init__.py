@@ -50,6 +50,7 @@ from .strategy import OrderFlowTradingStrategy
 from .synthetic import generate_trades
 from .tickers import normalize_ticker
 from .training import build_training_set, compute_live_features  # config in any form
+from .tuning import TuningResult
 
 __version__ = "0.1.0"
 
@@ -92,6 +93,7 @@ __all__ = [
     "TradeDataError",
     "TrainOutcome",
     "TrainingDataError",
+    "TuningResult",
     "__version__",
     "build_training_set",
     "compute_live_features",

@@ -304,12 +304,13 @@ class SyncTickerModelManager(RegistryOperations):
             if batch.max_id is None:
                 return None
             batch.X.attrs["feature_spec"] = spec.to_dict()
-            key = fingerprint(batch.X, batch.y, self.config)[:32]
+            config = self._ticker_config(name)  # with its tuned set, if it was tuned
+            key = fingerprint(batch.X, batch.y, config)[:32]
             batch_id = self.samples.claim_batch(name, batch.max_id, key)
             extra = {"max_sample_id": str(batch.max_id), "feature_spec_hash": spec_hash(spec)}
             if skipped:
                 extra["skipped_other_spec"] = str(skipped)
-            result = train_model(batch.X, batch.y, self.config, source="samples",
+            result = train_model(batch.X, batch.y, config, source="samples",
                                  extra_lineage=extra)
             outcome = self._register(name, result)
             self.samples.finish_batch(batch_id, outcome.version.version)
@@ -365,10 +366,11 @@ class SyncTickerModelManager(RegistryOperations):
               n_jobs: int | None = None) -> TrainOutcome:
         """Train and register one version from trades (frame or files) or from ``(X, y)``.
 
-        ``n_jobs`` overrides the config's threads per head for this training.
+        ``n_jobs`` overrides the config's threads per head for this training; a tuned ticker
+        trains with its tuned set (:meth:`tune`).
         """
         name = self._ticker(ticker)
-        config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
+        config = self._ticker_config(name, n_jobs)
         if X is not None and y is not None:
             return self._register(name, train_model(X, y, config, source="features"))
         paths = [str(p) for p in files]

@@ -36,6 +36,7 @@ from .features import FeatureSpec
 from .manager import SyncTickerModelManager
 from .records import AuditEvent, PreloadResult, TrainOutcome
 from .registry import TickerRegistry
+from .tuning import TuningResult
 
 __all__ = ["TickerModelManager"]
 
@@ -137,6 +138,7 @@ class TickerModelManager:
     create_from_template: Callable[..., Awaitable[TrainOutcome]]
     feature_spec: Callable[..., Awaitable[FeatureSpec | None]]
     use_feature_spec: Callable[..., Awaitable[None]]
+    tune: Callable[..., Awaitable[TuningResult]]
 
 
 #: Methods of TickerModelManager written by hand (a fast path on the event loop, or a name).

@@ -1,9 +1,10 @@
-"""The registry operations of the manager: views, alias moves, bundles, cleanup, doctor.
+"""The registry operations of the manager: views, alias moves, bundles, cleanup, doctor, tuning.
 
 A base class of :class:`~ticker_registry.manager.SyncTickerModelManager`: each
 method normalises the ticker, calls one module (:mod:`.views`, :mod:`.registry`,
-:mod:`.bundle`, :mod:`.maintenance`, :mod:`.doctor`) and drops what the model
-cache holds for a ticker whose production moved.
+:mod:`.bundle`, :mod:`.maintenance`, :mod:`.doctor`, :mod:`.tuning`) and drops what
+the model cache holds for a ticker whose production moved. :meth:`_ticker_config` is
+the one place a training's config is made per ticker (its tuned set, if any).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from .cache import ModelCache, ServedModel
 from .config import Config
@@ -23,6 +27,9 @@ from .records import AuditEvent, PreloadResult, TrainingLineage, TrainOutcome
 from .registry import TickerRegistry
 from .samples import SampleStore
 from .tickers import normalize_ticker
+
+if TYPE_CHECKING:
+    from .tuning import TuningResult
 
 __all__ = ["RegistryOperations"]
 
@@ -189,3 +196,62 @@ class RegistryOperations:
         from .doctor import diagnose
 
         return diagnose(self, repair=repair)
+
+    # ------------------------------------------------------------------ tuning
+    def _ticker_config(self, name: str, n_jobs: int | None = None) -> Config:
+        """The config a training of ``name`` uses: the manager's, with the ticker's tuned model
+        type and hyperparameters (registered-model tags ``tuned.*``) when it was tuned."""
+        from .tuning import apply_tuned
+
+        config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
+        try:
+            tags = self.registry.model(name).tags
+        except ModelNotFoundError:
+            return config
+        return apply_tuned(config, tags)
+
+    def tune(self, ticker: str, trades: pd.DataFrame | None = None, *,
+             files: Iterable[str | os.PathLike[str]] = (), n_trials: int | None = 20,
+             timeout: float | None = None, model_type: str | None = None,
+             seed: int | None = None, progress: Any = None) -> TuningResult:
+        """Tune ``ticker``'s hyperparameters on its trades and save the best set in the registry.
+
+        The search (:func:`ticker_registry.tuning.tune_hyperparameters`) never sees the
+        final block; the best set goes on the ticker's registered model as ``tuned.*`` tags
+        (a re-tuning replaces them) and the trials in a run ``tune-<TICKER>``; every later
+        training of the ticker (``train``, automatic retrains) uses it.
+        """
+        from .data import read_trade_files
+        from .store.runs import log_tuning
+        from .tuning import TUNED_PREFIX, tune_on_trades, tuned_tags
+
+        name = self._ticker(ticker)
+        paths = [str(p) for p in files]
+        if trades is None:
+            if not paths:
+                raise TickerRegistryError("give trades (a frame) or files to tune on")
+            trades = read_trade_files(paths)
+        result = tune_on_trades(trades, self.config, n_trials=n_trials, timeout=timeout,
+                                model_type=model_type, seed=seed, progress=progress)
+        registry, model_name = self.registry, self.registry.model_name(name)
+        table = pd.DataFrame([{**{k: v for k, v in r.items() if k != "params"}, **r["params"]}
+                              for r in result.trials])
+        run_id = log_tuning(
+            registry.store, f"{registry.experiment_name}/tuning", name,
+            params={"model_type": result.model_type, "seed": str(result.seed),
+                    "n_trials": str(n_trials), "timeout": str(timeout),
+                    **{f"tuned.{k}": str(v) for k, v in result.best_params.items()}},
+            metrics={"best_score": result.best_score,
+                     **{f"final_{which}_{k}": v for which, scores in result.final.items()
+                        for k, v in scores.items()}},
+            trial_scores=[(r["trial"], r["score"]) for r in result.trials if "score" in r],
+            table=table)
+        registry._ensure_registered_model(model_name, name)  # a ticker may be tuned before training
+        tags = {**tuned_tags(result, datetime.now(UTC).isoformat(timespec="seconds")),
+                f"{TUNED_PREFIX}run": run_id}
+        for key in registry.model(name).tags:
+            if key.startswith(TUNED_PREFIX) and key not in tags:  # from an earlier tuning
+                registry.store.delete_model_tag(model_name, key)
+        for key, value in tags.items():
+            registry.store.set_model_tag(model_name, key, value)
+        return result
