@@ -6,7 +6,7 @@ module adds one family of commands.
 
 from __future__ import annotations
 
-from . import models, operations, report, run  # noqa: F401  (registers the commands)
+from . import models, operations, report, run, tune  # noqa: F401  (registers the commands)
 from ._base import cli, main
 
 #: One line per command in `ticker-registry --help`, short enough never to be cut at 80
@@ -29,6 +29,7 @@ SHORT_HELP = {
     "run-strategy": "Replay trades through the trading strategy.",
     "status": "Every ticker: aliases, skill, what serves.",
     "train": "Train, register and gate versions from trades.",
+    "tune": "Search a ticker's hyperparameters (Optuna); saved.",
     "ui": "Start the MLflow UI on this store.",
     "versions": "Every version of a ticker, with lineage.",
 }
