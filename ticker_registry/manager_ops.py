@@ -220,6 +220,31 @@ class RegistryOperations:
         final block; the best set goes on the ticker's registered model as ``tuned.*`` tags
         (a re-tuning replaces them) and the trials in a run ``tune-<TICKER>``; every later
         training of the ticker (``train``, automatic retrains) uses it.
+
+        Parameters
+        ----------
+        trades, files
+            Canonical trades (a frame), or trade files read with ``read_trade_files``.
+        n_trials, timeout
+            Stop after this many trials or seconds, whichever comes first.
+        model_type
+            The family to tune (default: the config's); later trainings use it.
+        seed
+            Seed of the search (default: the config's ``random_seed``).
+        progress
+            Optional bar with ``update(n)`` and ``step(text)``, told after each trial.
+
+        Returns
+        -------
+        TuningResult
+            Best set, every trial, and the final block's default-vs-tuned scores.
+
+        Raises
+        ------
+        InvalidArgumentError
+            Unknown ``model_type``, or neither ``n_trials`` nor ``timeout`` positive.
+        TrainingDataError
+            Too few trades for a final block and a purged walk-forward.
         """
         from .data import read_trade_files
         from .store.runs import log_tuning
