@@ -104,6 +104,7 @@ class SyncTickerModelManager(RegistryOperations):
         self._names: dict[str, str] = {}
         self._specs: dict[str, FeatureSpec] = {}
         self._owner = f"{HOST_ID}:{os.getpid()}"  # doctor can tell whether it still runs
+        self._tuned_seen = {}
 
     def _ticker(self, text: str) -> str:
         name = self._names.get(text)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .cache import ModelCache, ServedModel
 from .config import Config
-from .exceptions import ModelNotFoundError, TickerRegistryError
+from .exceptions import ModelNotFoundError, RegistryError, TickerRegistryError
 from .model import OrderFlowModel
 from .records import AuditEvent, PreloadResult, TrainingLineage, TrainOutcome
 from .registry import TickerRegistry
@@ -41,6 +41,7 @@ class RegistryOperations:
     registry: TickerRegistry
     samples: SampleStore
     cache: ModelCache
+    _tuned_seen: dict[str, dict[str, str]]  # ticker -> its tuned.* tags as last read
 
     def _resume_due(self, name: str, entry: ServedModel | None) -> None:
         """Schedule a training that is due (the manager's; nothing here)."""
@@ -204,10 +205,18 @@ class RegistryOperations:
         from .tuning import apply_tuned
 
         config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
+        seen = self._tuned_seen
         try:
             tags = self.registry.model(name).tags
         except ModelNotFoundError:
-            return config
+            tags = {}
+        except RegistryError:
+            # registry unreachable: the tuned set this process last read (a retrain then
+            # claims its batch and fails at registration, on record), else the error
+            if name not in seen:
+                raise
+            tags = seen[name]
+        seen[name] = {k: v for k, v in tags.items() if k.startswith("tuned.")}
         return apply_tuned(config, tags)
 
     def tune(self, ticker: str, trades: pd.DataFrame | None = None, *,
