@@ -39,8 +39,8 @@ from .records import TrainingLineage
 from .training import TrainingResult, train_on_trades
 from .walk_forward import GateHoldout
 
-__all__ = ["MODEL_LIBRARIES", "THREAD_VARIABLES", "TrainedTicker", "prepare_worker", "to_training_result",
-           "train_ticker", "worker_task"]
+__all__ = ["MODEL_LIBRARIES", "THREAD_VARIABLES", "TrainedTicker", "prepare_worker",
+           "to_training_result", "train_ticker", "worker_task"]
 
 #: Thread-pool sizes a worker sets before its model library loads (OpenMP reads them once).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -75,12 +75,12 @@ class TrainedTicker:
 def prepare_worker(threads: int, model_type: str = "xgboost") -> None:
     """Size the worker's thread pools to ``threads`` and import the model library; once per process.
 
-    The local pool's initializer, and the first thing each Dask task does (then a
-    no-op). ``OMP_NUM_THREADS`` and its BLAS cousins are read when a library loads,
-    so they are set before the import for libraries loaded from now on;
-    ``threadpoolctl`` caps the pools of those already loaded (a worker forked from
-    the template of :mod:`ticker_registry.parallel` has them preloaded). Each head
-    also trains with ``n_jobs = threads``.
+    The local pool's initializer; :func:`worker_task` calls it too, so a Dask worker
+    prepares on its first task (later calls are no-ops). ``OMP_NUM_THREADS`` and its
+    BLAS cousins are read when a library loads, so they are set before the import for
+    libraries loaded from now on; ``threadpoolctl`` caps the pools of those already
+    loaded (a worker forked from the template of :mod:`ticker_registry.parallel` has
+    them preloaded). Each head also trains with ``n_jobs = threads``.
     """
     from threadpoolctl import threadpool_limits
 
