@@ -204,3 +204,22 @@ def test_dask_local_cluster_matches_local_workers(trade_files, tmp_path):
         assert all(r["created"] and r["version"] == 1 for r in rows)
         results[executor] = _metrics(tmp_path / executor)
     assert results["dask"] == results["local"]
+
+
+def test_parallel_training_uses_each_tickers_tuned_set(trade_files, tmp_path):
+    """A tuned ticker trains with its tuned set in a worker too (as ``manager.train`` does)."""
+    manager = SyncTickerModelManager(QUICK, tmp_path / "store", auto_retrain=False)
+    try:
+        tuned, plain = trade_files[0][0], trade_files[1][0]
+        manager.registry._ensure_registered_model(manager.registry.model_name(tuned), tuned)
+        name = manager.registry.model_name(tuned)
+        for key, value in {"tuned.model_type": "xgboost", "tuned.max_depth": "2"}.items():
+            manager.registry.store.set_model_tag(name, key, value)
+        train_many(manager, trade_files[:2], workers=2)
+        client = manager.registry.store.client
+        depth = {t: client.get_run(manager.registry.list_versions(t)[0].run_id)
+                 .data.params["hp.max_depth"] for t in (tuned, plain)}
+        assert depth[tuned] == "2" and depth[plain] == str(manager.config.model_hyperparameters()
+                                                          ["max_depth"])
+    finally:
+        manager.close()

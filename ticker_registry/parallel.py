@@ -51,6 +51,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import partial
 from typing import Any
 
+from .config import Config
 from .tickers import normalize_ticker
 from .training_worker import TrainedTicker, prepare_worker, to_training_result, worker_task
 
@@ -82,8 +83,6 @@ class _Driver:
         self.jobs = jobs
         self.on_done = on_done
         self.bar = bar if bar is not None and hasattr(bar, "update") else None
-        # what a sequential training records (see training_worker.to_training_result)
-        self.record = manager.config.replace(n_jobs=threads_per_worker(1))
         self.rows: dict[int, dict[str, Any]] = {}
         self.errors: dict[int, Exception] = {}
 
@@ -101,10 +100,15 @@ class _Driver:
         if self.bar is not None:
             self.bar.update(1)
 
+    def config(self, i: int, n_jobs: int) -> Config:
+        """Job ``i``'s config: the manager's, with the ticker's tuned set (as ``train``)."""
+        return self.manager._ticker_config(normalize_ticker(self.jobs[i][0]), n_jobs)
+
     def register(self, i: int, result: Callable[[], TrainedTicker]) -> Callable[[], Any]:
         """The registration of job ``i`` once its worker's ``result()`` is in."""
         def outcome() -> Any:
-            training = to_training_result(result(), self.record)
+            # what a sequential training records (see training_worker.to_training_result)
+            training = to_training_result(result(), self.config(i, threads_per_worker(1)))
             # the registration manager.train ends with: same tags, lineage, gate and aliases
             return self.manager._register(normalize_ticker(self.jobs[i][0]), training)
         return outcome
@@ -184,11 +188,11 @@ def _pool_context() -> Any:
 def _train_local(driver: _Driver, workers: int) -> None:
     processes = min(workers, len(driver.jobs))
     threads = threads_per_worker(processes)
-    config = driver.manager.config.replace(n_jobs=threads).to_dict()
     with ProcessPoolExecutor(max_workers=processes, mp_context=_pool_context(),
                              initializer=prepare_worker,
                              initargs=(threads, driver.manager.config.model_type)) as pool:
-        futures = {pool.submit(worker_task, config, list(driver.jobs[i][1]), threads): i
+        futures = {pool.submit(worker_task, driver.config(i, threads).to_dict(),
+                               list(driver.jobs[i][1]), threads): i
                    for i in driver.largest_first()}
         try:
             for future in as_completed(futures):
@@ -214,12 +218,12 @@ def _train_dask(driver: _Driver, *, workers: int, scheduler: str | None) -> None
         processes = max(1, min(workers, len(driver.jobs)))
         threads = threads_per_worker(processes)
         cluster = _local_cluster(LocalCluster, processes)
-    config = driver.manager.config.replace(n_jobs=threads).to_dict()
     client = Client(cluster if cluster is not None else scheduler)
     try:
         # a key unique to this call: tasks of the same key on a shared scheduler are one task
         token = uuid.uuid4().hex[:12]
-        futures = {client.submit(worker_task, config, list(driver.jobs[i][1]), threads,
+        futures = {client.submit(worker_task, driver.config(i, threads).to_dict(),
+                                 list(driver.jobs[i][1]), threads,
                                  pure=False, key=f"train-{driver.jobs[i][0]}-{i}-{token}"): i
                    for i in driver.largest_first()}
         try:
