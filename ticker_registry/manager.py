@@ -34,7 +34,6 @@ import pandas as pd
 from .aliases import GateCall
 from .cache import ModelCache, ServedModel
 from .config import Config, load_config
-from .data import read_trade_files
 from .exceptions import (
     NotTrainedError,
     PromotionConflictError,
@@ -375,10 +374,7 @@ class SyncTickerModelManager(RegistryOperations):
         if X is not None and y is not None:
             return self._register(name, train_model(X, y, config, source="features"))
         paths = [str(p) for p in files]
-        if trades is None:
-            if not paths:
-                raise TickerRegistryError("give trades (a frame) or files to train on")
-            trades = read_trade_files(paths)
+        trades = self._trades_of(trades, paths, "train")
         return self._register(name, train_on_trades(trades, config, market=market,
                                                     files=[Path(p).name for p in paths]))
 

@@ -202,7 +202,7 @@ class RegistryOperations:
     def _ticker_config(self, name: str, n_jobs: int | None = None) -> Config:
         """The config a training of ``name`` uses: the manager's, with the ticker's tuned model
         type and hyperparameters (registered-model tags ``tuned.*``) when it was tuned."""
-        from .tuning import apply_tuned
+        from .tuning import TUNED_PREFIX, apply_tuned
 
         config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
         seen = self._tuned_seen
@@ -216,8 +216,19 @@ class RegistryOperations:
             if name not in seen:
                 raise
             tags = seen[name]
-        seen[name] = {k: v for k, v in tags.items() if k.startswith("tuned.")}
+        seen[name] = {k: v for k, v in tags.items() if k.startswith(TUNED_PREFIX)}
         return apply_tuned(config, tags)
+
+    @staticmethod
+    def _trades_of(trades: pd.DataFrame | None, paths: list[str], purpose: str) -> pd.DataFrame:
+        """``trades``, else the trade files at ``paths`` read (one of them is required)."""
+        from .data import read_trade_files
+
+        if trades is not None:
+            return trades
+        if not paths:
+            raise TickerRegistryError(f"give trades (a frame) or files to {purpose} on")
+        return read_trade_files(paths)
 
     def tune(self, ticker: str, trades: pd.DataFrame | None = None, *,
              files: Iterable[str | os.PathLike[str]] = (), n_trials: int | None = 20,
@@ -230,41 +241,15 @@ class RegistryOperations:
         (a re-tuning replaces them) and the trials in a run ``tune-<TICKER>``; every later
         training of the ticker (``train``, automatic retrains) uses it.
 
-        Parameters
-        ----------
-        trades, files
-            Canonical trades (a frame), or trade files read with ``read_trade_files``.
-        n_trials, timeout
-            Stop after this many trials or seconds, whichever comes first.
-        model_type
-            The family to tune (default: the config's); later trainings use it.
-        seed
-            Seed of the search (default: the config's ``random_seed``).
-        progress
-            Optional bar with ``update(n)`` and ``step(text)``, told after each trial.
-
-        Returns
-        -------
-        TuningResult
-            Best set, every trial, and the final block's default-vs-tuned scores.
-
-        Raises
-        ------
-        InvalidArgumentError
-            Unknown ``model_type``, or neither ``n_trials`` nor ``timeout`` positive.
-        TrainingDataError
-            Too few trades for a final block and a purged walk-forward.
+        ``trades`` is a canonical frame, else ``files`` are read with ``read_trade_files``;
+        the other parameters, the result and the errors are those of
+        :func:`ticker_registry.tuning.tune_on_trades` (``model_type``: later trainings use it).
         """
-        from .data import read_trade_files
         from .store.runs import log_tuning
         from .tuning import TUNED_PREFIX, tune_on_trades, tuned_tags
 
         name = self._ticker(ticker)
-        paths = [str(p) for p in files]
-        if trades is None:
-            if not paths:
-                raise TickerRegistryError("give trades (a frame) or files to tune on")
-            trades = read_trade_files(paths)
+        trades = self._trades_of(trades, [str(p) for p in files], "tune")
         result = tune_on_trades(trades, self.config, n_trials=n_trials, timeout=timeout,
                                 model_type=model_type, seed=seed, progress=progress)
         registry, model_name = self.registry, self.registry.model_name(name)

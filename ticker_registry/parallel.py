@@ -84,6 +84,7 @@ class _Driver:
         self.on_done = on_done
         self.bar = bar if bar is not None and hasattr(bar, "update") else None
         self.rows: dict[int, dict[str, Any]] = {}
+        self.configs: dict[int, Config] = {}  # job -> its ticker's config (see config())
         self.errors: dict[int, Exception] = {}
 
     def collect(self, i: int, outcome: Callable[[], Any]) -> None:
@@ -101,8 +102,11 @@ class _Driver:
             self.bar.update(1)
 
     def config(self, i: int, n_jobs: int) -> Config:
-        """Job ``i``'s config: the manager's, with the ticker's tuned set (as ``train``)."""
-        return self.manager._ticker_config(normalize_ticker(self.jobs[i][0]), n_jobs)
+        """Job ``i``'s config: the manager's, with the ticker's tuned set (as ``train``), read
+        from the registry once per job (its worker and its registration both need it)."""
+        if i not in self.configs:
+            self.configs[i] = self.manager._ticker_config(normalize_ticker(self.jobs[i][0]))
+        return self.configs[i].replace(n_jobs=n_jobs)
 
     def register(self, i: int, result: Callable[[], TrainedTicker]) -> Callable[[], Any]:
         """The registration of job ``i`` once its worker's ``result()`` is in."""

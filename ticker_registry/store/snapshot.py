@@ -202,18 +202,19 @@ def read_registration_state(engine: sa.Engine, name: str,
               f"ON t.name = mv.name AND t.version = mv.version{ws.format(t='t')} "
               f"WHERE mv.name = :name AND t.key = 'idempotency_key' AND t.value = :key "
               f"AND {live}{ws.format(t='mv')}")
-    newest = (f"SELECT t.key, t.value FROM model_version_tags t WHERE t.name = :name{ws.format(t='t')}"
-              f" AND t.version = (SELECT MAX(mv.version) FROM model_versions mv "
-              f"WHERE mv.name = :name AND {live}{ws.format(t='mv')})")
+    newest = (f"SELECT MAX(mv.version) FROM model_versions mv WHERE mv.name = :name AND {live}"
+              f"{ws.format(t='mv')}")
+    tags_of = (f"SELECT t.key, t.value FROM model_version_tags t WHERE t.name = :name "
+               f"AND t.version = :version{ws.format(t='t')}")
     with engine.connect() as conn, conn.begin():
         keyed = [(int(v), str(status)) for v, status in
                  conn.execute(sa.text(by_key), {"name": name, "key": key}).all()]
-        tags: dict[str, str] = {k: v for k, v in conn.execute(sa.text(newest),
-                                                              {"name": name}).all()}
-        has_newest = conn.execute(sa.text(
-            f"SELECT COUNT(*) FROM model_versions mv WHERE mv.name = :name AND {live}"
-            f"{ws.format(t='mv')}"), {"name": name}).scalar()
-    return keyed, (tags if has_newest else None)
+        version = conn.execute(sa.text(newest), {"name": name}).scalar()
+        if version is None:
+            return keyed, None
+        tags = {k: v for k, v in conn.execute(sa.text(tags_of),
+                                                {"name": name, "version": version}).all()}
+    return keyed, tags
 
 
 # --------------------------------------------------------------------------- with the fallback
