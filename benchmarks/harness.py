@@ -96,7 +96,10 @@ class Context:
         """With ``--profile``: run ``fn`` ``calls`` times under pyinstrument and keep the tree."""
         if not self.profile:
             return
-        from pyinstrument import Profiler
+        try:
+            from pyinstrument import Profiler
+        except ImportError:
+            raise SystemExit("--profile needs pyinstrument: pip install -e '.[bench]'") from None
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
