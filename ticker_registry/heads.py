@@ -50,8 +50,8 @@ from .tree_check import (
     xgb_learner,
 )
 
-__all__ = ["FLAT_MAX_ROWS", "HEAD_SUFFIX", "MAX_TREE_NODES", "SKOPS_TRUSTED", "Head", "load_head",
-           "skops_trusted", "train_head"]
+__all__ = ["FLAT_MAX_ROWS", "HEAD_SUFFIX", "MAX_TREE_NODES", "SKOPS_TRUSTED", "WARM_STARTABLE",
+           "Head", "load_head", "skops_trusted", "train_head"]
 
 # XGBoost and LightGBM run OpenMP, whose threads busy-wait at every barrier by default.
 # When the cores are shared (another worker, the event loop, a retrain thread, other
@@ -166,7 +166,7 @@ class _XGBHead(_NativeHead):
 
 
 def _train_xgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
-               n_jobs: int) -> _XGBHead:
+               n_jobs: int, init: _NativeHead | None = None) -> _XGBHead:
     import xgboost as xgb
 
     params = {
@@ -185,8 +185,9 @@ def _train_xgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int
         params.update(objective="multi:softprob", num_class=n_classes)
     else:
         params.update(objective="reg:squarederror")
+    start = init.booster.copy() if isinstance(init, _XGBHead) else None  # never grow the original
     booster = xgb.train(params, xgb.DMatrix(X, label=y, nthread=n_jobs),
-                        num_boost_round=hp["n_estimators"])
+                        num_boost_round=hp["n_estimators"], xgb_model=start)
     return _XGBHead(booster, n_classes)
 
 
@@ -222,7 +223,7 @@ class _LGBHead(_NativeHead):
 
 
 def _train_lgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
-               n_jobs: int) -> _LGBHead:
+               n_jobs: int, init: _NativeHead | None = None) -> _LGBHead:
     import lightgbm as lgb
 
     params: dict[str, Any] = {
@@ -243,8 +244,9 @@ def _train_lgb(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int
         params.update(objective="multiclass", num_class=n_classes)
     else:
         params.update(objective="regression")
+    start = init.booster if isinstance(init, _LGBHead) else None  # LightGBM copies it
     booster = lgb.train(params, lgb.Dataset(X, label=y, params={"verbosity": -1}),
-                        num_boost_round=hp["n_estimators"])
+                        num_boost_round=hp["n_estimators"], init_model=start)
     return _LGBHead(booster, n_classes, n_jobs)
 
 
@@ -281,7 +283,7 @@ class _RFHead(_NativeHead):
 
 
 def _train_rf(X: np.ndarray, y: np.ndarray, n_classes: int, hp: dict, seed: int,
-              n_jobs: int) -> _RFHead:
+              n_jobs: int, init: _NativeHead | None = None) -> _RFHead:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestClassifier if n_classes else RandomForestRegressor
@@ -318,10 +320,29 @@ _VERIFY: dict[str, Callable[[Any, Path, int], Any]] = {
 }
 
 
+#: The model types whose heads can continue from another head's trees (``train_head(init=)``).
+WARM_STARTABLE = ("xgboost", "lightgbm")
+
+
 def train_head(model_type: str, X: np.ndarray, y: np.ndarray, *, n_classes: int,
-               hyperparameters: dict, seed: int, n_jobs: int) -> Head:
-    """Train one head; ``n_classes=0`` means a regressor."""
-    return _TRAIN[model_type](X, y, n_classes, hyperparameters, seed, n_jobs)
+               hyperparameters: dict, seed: int, n_jobs: int, init: Head | None = None) -> Head:
+    """Train one head; ``n_classes=0`` means a regressor.
+
+    ``init``: a head of the same family and target to continue boosting from (XGBoost's
+    ``xgb_model``, LightGBM's ``init_model``): its trees stay, ``n_estimators`` new ones
+    are fitted to what they leave; ``init`` itself is not changed. Only the families in
+    :data:`WARM_STARTABLE`.
+    """
+    if init is not None:
+        wanted = {"xgboost": _XGBHead, "lightgbm": _LGBHead}.get(model_type)
+        if wanted is None or not isinstance(init, wanted):
+            raise ModelFormatError(f"cannot continue a {model_type} head from a "
+                                   f"{type(init).__name__}: warm start needs a head of the same "
+                                   f"family, one of {', '.join(WARM_STARTABLE)}")
+        if getattr(init, "n_classes", n_classes) != n_classes:
+            raise ModelFormatError(f"cannot continue a head of {n_classes} classes from one of "
+                                   f"{getattr(init, 'n_classes', '?')}")
+    return _TRAIN[model_type](X, y, n_classes, hyperparameters, seed, n_jobs, init)
 
 
 def load_head(model_type: str, path: Path, *, n_classes: int, n_jobs: int = 1) -> Head:

@@ -41,7 +41,7 @@ from .config import Config, load_config
 from .evaluation import HEADS, LOSS_METRICS, HeadEvaluation, fit_baselines, head_losses, take_head
 from .exceptions import DiskFullError, ModelFormatError, NotTrainedError, TrainingDataError
 from .features import FEATURE_NAMES, FLOW_TYPES, FeatureSpec
-from .heads import HEAD_SUFFIX, Head, train_head
+from .heads import HEAD_SUFFIX, Head
 from .served import MANIFEST as _MANIFEST
 from .served import (
     MODEL_FORMAT_VERSION,
@@ -53,7 +53,7 @@ from .served import (
 from .served import feature_matrix as _checked_features
 from .served import predict_matrix as _served_matrix
 from .served import read_manifest as read_model_manifest
-from .walk_forward import walk_forward
+from .walk_forward import HeadTrainer, config_trainer, walk_forward
 
 __all__ = ["HEADS", "MODEL_FORMAT_VERSION", "MIN_TRAINING_ROWS", "PREDICTION_COLUMNS", "OrderFlowModel",
            "feature_matrix", "flow_codes", "manifest_config", "package_versions", "read_model_manifest"]
@@ -119,13 +119,15 @@ class OrderFlowModel:
         self.config = load_config(config)
 
     # ------------------------------------------------------------------ training
-    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> OrderFlowModel:
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame, *, trainer: HeadTrainer | None = None
+            ) -> OrderFlowModel:
         """Evaluate by purged walk-forward, then train the three heads on every row.
 
-        Each head is judged out of sample against its naive baselines
-        (:mod:`ticker_registry.evaluation`); a head serves with its model only
-        where it has significant skill, otherwise with its best baseline.
-        ``X`` must be indexed by event time (``build_training_set`` and the
+        ``trainer`` fits every head, in each fold and at the end (default: from scratch;
+        :mod:`ticker_registry.transfer`), so the walk-forward judges what serves. Each head
+        is judged out of sample against its naive baselines (:mod:`ticker_registry.evaluation`);
+        a head serves with its model only where it has significant skill, otherwise with its
+        best baseline. ``X`` must be indexed by event time (``build_training_set`` and the
         sample store do this).
 
         Raises
@@ -152,17 +154,14 @@ class OrderFlowModel:
             order = np.argsort(event_ns, kind="stable")
             features, event_ns = features[order], event_ns[order]
             labels = {h: v[order] for h, v in labels.items()}
-        report = walk_forward(features, labels, event_ns, cfg, self.spec_)
+        fit_head = trainer or config_trainer(cfg)
+        report = walk_forward(features, labels, event_ns, cfg, self.spec_, fit_head)
         self.evaluation_ = report.heads
         self.serving_ = {h: e.source for h, e in report.heads.items()}
         self.gate_holdout_ = report.holdout
         self.folds_ = report.folds
-        hp = cfg.model_hyperparameters()
-        self.heads_: dict[str, Head] = {
-            head: train_head(cfg.model_type, features, labels[head],
-                             n_classes=len(FLOW_TYPES) if head == "flow_type" else 0,
-                             hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
-            for head in HEADS}
+        self.heads_: dict[str, Head] = {head: fit_head(head, features, labels[head], event_ns)
+                                        for head in HEADS}
         fitted = {h: fit_baselines(h, labels[h]) for h in HEADS}
         self.baselines_: dict[str, Any] = {
             "majority_class": int(fitted["flow_type"].values["majority"]),

@@ -30,6 +30,7 @@ from .exceptions import ConfigError
 from .features import FEATURE_NAMES, FeatureSpec
 from .model import OrderFlowModel
 from .records import TrainingLineage
+from .walk_forward import HeadTrainer
 
 __all__ = ["TrainingResult", "build_training_set", "compute_live_features", "evaluate_trades",
            "fingerprint", "train_model", "train_on_trades"]
@@ -110,8 +111,10 @@ class TrainingResult:
     idempotency_key: str
 
 
-def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
-    """SHA-256 of the training data and everything that shapes the model."""
+def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config,
+                extra: Mapping[str, str] | None = None) -> str:
+    """SHA-256 of the training data and everything that shapes the model (``extra``: what
+    else does, e.g. the template a transfer starts from)."""
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(X[list(FEATURE_NAMES)].to_numpy(np.float64)).tobytes())
     digest.update(np.asarray(y["flow_type"].astype(str)).astype("U16").tobytes())
@@ -121,6 +124,8 @@ def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
                        "large_order_threshold", "flow_band", "random_seed", "cv_folds",
                        "cv_embargo", "skill_alpha")}
     recipe["hyperparameters"] = config.model_hyperparameters()
+    if extra:
+        recipe["extra"] = dict(extra)
     if X.attrs.get("feature_spec"):  # the resolved recipe (an 'auto' threshold as a number)
         recipe["feature_spec"] = X.attrs["feature_spec"]
     # event times decide the walk-forward's purge, so they are part of the training
@@ -131,17 +136,24 @@ def fingerprint(X: pd.DataFrame, y: pd.DataFrame, config: Config) -> str:
 
 
 def train_model(X: pd.DataFrame, y: pd.DataFrame, config: ConfigSource = None, *,
-                source: str = "samples", extra_lineage: dict[str, str] | None = None) -> TrainingResult:
-    """Fit an :class:`OrderFlowModel` on ``(X, y)`` and describe the training."""
+                source: str = "samples", extra_lineage: dict[str, str] | None = None,
+                trainer: HeadTrainer | None = None,
+                recipe: Mapping[str, str] | None = None) -> TrainingResult:
+    """Fit an :class:`OrderFlowModel` on ``(X, y)`` and describe the training.
+
+    ``trainer`` fits the heads (default: from scratch; see :mod:`ticker_registry.transfer`);
+    ``recipe`` names what else shapes the model (a transfer's template), so that it is part
+    of the training's fingerprint and idempotency key.
+    """
     cfg = load_config(config)
     if isinstance(X.index, pd.DatetimeIndex) and not X.index.is_monotonic_increasing:
         order = np.argsort(X.index.asi8, kind="stable")
         X, y = X.iloc[order], y.iloc[order]
-    model = OrderFlowModel(cfg).fit(X, y)
+    model = OrderFlowModel(cfg).fit(X, y, trainer=trainer)
     first = last = None
     if isinstance(X.index, pd.DatetimeIndex) and len(X):
         first, last = X.index[0].isoformat(), X.index[-1].isoformat()
-    key = fingerprint(X, y, cfg)
+    key = fingerprint(X, y, cfg, recipe)
     lineage = TrainingLineage(n_samples=len(X), first_trade=first, last_trade=last,
                               fingerprint=key, source=source, extra=dict(extra_lineage or {}))
     holdout = model.gate_holdout_

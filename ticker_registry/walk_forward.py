@@ -9,6 +9,7 @@ through the model, so every figure comes from the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,30 @@ from .evaluation import (
     purged_folds,
     put_head,
 )
-from .heads import train_head
+from .heads import Head, train_head
 
 if TYPE_CHECKING:
     from .config import Config
     from .features import FeatureSpec
 
-__all__ = ["GateHoldout", "WalkForwardReport", "walk_forward"]
+__all__ = ["GateHoldout", "HeadTrainer", "WalkForwardReport", "config_trainer", "walk_forward"]
+
+#: Fits one head: ``(head, features, labels, event_ns) -> Head`` on the rows given (a fold's
+#: training rows, or every row for the final model). The default, :func:`config_trainer`,
+#: trains from scratch with the config's hyperparameters; :mod:`ticker_registry.transfer`
+#: gives one that starts from a template (its trees, or its tickers' samples).
+HeadTrainer = Callable[[str, np.ndarray, np.ndarray, np.ndarray], Head]
+
+
+def config_trainer(cfg: Config) -> HeadTrainer:
+    """Train each head from scratch with ``cfg``'s model type and hyperparameters."""
+    hp = cfg.model_hyperparameters()
+
+    def train(head: str, x: np.ndarray, y: np.ndarray, event_ns: np.ndarray) -> Head:
+        return train_head(cfg.model_type, x, y, n_classes=N_CLASSES if head == "flow_type" else 0,
+                          hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
+
+    return train
 
 @dataclass(frozen=True)
 class GateHoldout:
@@ -60,15 +78,17 @@ class WalkForwardReport:
 
 
 def walk_forward(features: np.ndarray, labels: dict[str, np.ndarray], event_ns: np.ndarray,
-                 cfg: Config, spec: FeatureSpec) -> WalkForwardReport:
+                 cfg: Config, spec: FeatureSpec,
+                 trainer: HeadTrainer | None = None) -> WalkForwardReport:
     """Purged walk-forward evaluation of ``cfg``'s model on ``(features, labels)``.
 
-    Rows must be in event-time order. See :mod:`ticker_registry.evaluation`.
+    Rows must be in event-time order. See :mod:`ticker_registry.evaluation`. ``trainer``
+    fits each fold's heads (default: :func:`config_trainer`).
     """
     horizon = spec.horizon_ns
     embargo = int(round(cfg.cv_embargo * 60 * 1e9))
     folds = purged_folds(event_ns, horizon, cfg.cv_folds, embargo_ns=embargo)
-    hp = cfg.model_hyperparameters()
+    fit = trainer or config_trainer(cfg)
     pooled: dict[str, Any] = {h: {"model": [], "base": {}} for h in HEADS}
     extra: dict[str, list[np.ndarray]] = {"majority": [], "persistence": []}
     rows, fold_ids, fold_rows = [], [], []
@@ -84,9 +104,7 @@ def walk_forward(features: np.ndarray, labels: dict[str, np.ndarray], event_ns: 
             base = fit_baselines(head, y_train)
             base_preds = base.predictions(test.size)
             if evaluable(head, y_train):
-                model = train_head(cfg.model_type, features[train], y_train,
-                                   n_classes=N_CLASSES if head == "flow_type" else 0,
-                                   hyperparameters=hp, seed=cfg.random_seed, n_jobs=cfg.n_jobs)
+                model = fit(head, features[train], y_train, event_ns[train])
                 pred = model.predict(np.ascontiguousarray(features[test]))
             else:
                 pred = base_preds["prior" if head == "flow_type" else "mean"]
