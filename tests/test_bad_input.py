@@ -441,8 +441,16 @@ API: list[Api | Same] = [
         RollbackError, "does not exist"),
     Api("rollback-to-current", lambda e: e.manager.rollback("ETHUSDT", to_version=1),
         RollbackError, "already production"),
-    Api("template-unknown", lambda e: e.manager.create_from_template("NEWUSDT", "NOPEUSDT"),
-        ModelNotFoundError, "NOPEUSDT"),
+    Api("template-unknown", lambda e: e.manager.create_from_template(
+        "NEWUSDT", "NOPEUSDT", make_trades(300, seed=4)), ModelNotFoundError, "NOPEUSDT"),
+    Api("template-without-own-trades", lambda e: e.manager.create_from_template(
+        "NEWUSDT", "ETHUSDT"), TickerRegistryError, "NEWUSDT's own trades"),
+    Api("template-unknown-strategy", lambda e: e.manager.create_from_template(
+        "NEWUSDT", "ETHUSDT", make_trades(300, seed=4), strategy="copy"),
+        InvalidArgumentError, "unknown transfer strategy 'copy'"),
+    Api("template-pooled-without-its-trades", lambda e: e.manager.create_from_template(
+        "NEWUSDT", "ETHUSDT", make_trades(300, seed=4), strategy="pooled"),
+        InvalidArgumentError, "needs the template tickers' rows"),
     Api("register-unfitted", lambda e: e.registry.register(
         "ETHUSDT", OrderFlowModel(QUICK), lineage=LINEAGE, idempotency_key="k"),
         NotTrainedError, "not trained"),

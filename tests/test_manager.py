@@ -123,9 +123,11 @@ def test_stale_flag_and_template(tmp_path):
     time.sleep(0.01)
     events = make_trades(50, seed=9).iloc[-10:]
     assert manager.predict_for_ticker("ADAUSDT", events)["stale"] is True
-    outcome = manager.create_from_template("SOLUSDT")
+    outcome = manager.create_from_template("SOLUSDT", trades=make_trades(5000, seed=5,
+                                                                        ticker="SOLUSDT"))
     info = outcome.version
-    assert info.tags["template_ticker"] == "ADAUSDT" and info.tags["lineage.source"] == "template"
+    assert info.tags["lineage.template_ticker"] == "ADAUSDT"
+    assert info.tags["lineage.source"] == "template"
     assert manager.predict_for_ticker("SOLUSDT", events)["version"] == 1
     manager.close()
 

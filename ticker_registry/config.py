@@ -98,6 +98,8 @@ Alias = Annotated[str, AfterValidator(_check_alias)]
 Text = Annotated[str, Field(pattern=r"\S")]  # not empty, not blank
 ModelType = Literal["xgboost", "lightgbm", "random_forest"]
 assert get_args(ModelType) == MODEL_TYPES
+#: :data:`ticker_registry.transfer.STRATEGIES` (checked there: transfer imports this module).
+TransferStrategy = Literal["scratch", "hyperparameters", "warm_start", "pooled"]
 
 
 class Config(BaseModel):
@@ -144,6 +146,9 @@ class Config(BaseModel):
       exiting) waits for an in-flight training before abandoning it; its samples stay
       for the next process.
     - ``symbol`` [null]: the strategy's ticker.
+    - ``transfer_strategy`` [hyperparameters]: how ``create_from_template`` starts a new
+      ticker from a template: ``scratch``, ``hyperparameters``, ``warm_start`` or ``pooled``
+      (:mod:`ticker_registry.transfer`; the default won the comparison on real trades).
 
     The config is frozen: assigning an attribute raises ``FrozenInstanceError`` and
     ``hyperparameters`` is a read-only mapping.
@@ -188,6 +193,8 @@ class Config(BaseModel):
     close_timeout: Number = Field(300.0, ge=0, le=24 * 3600,
                                   description="seconds a closing manager waits for a training")
     symbol: Text | None = Field(None, description="strategy ticker")
+    transfer_strategy: TransferStrategy = Field(
+        "hyperparameters", description="how a new ticker starts from a template")
 
     @field_validator("staging_alias")
     @classmethod

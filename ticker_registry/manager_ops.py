@@ -23,15 +23,21 @@ from .cache import ModelCache, ServedModel
 from .config import Config
 from .exceptions import ModelNotFoundError, RegistryError, TickerRegistryError
 from .model import OrderFlowModel
-from .records import AuditEvent, PreloadResult, TrainingLineage, TrainOutcome
+from .records import AuditEvent, PreloadResult, TrainOutcome
 from .registry import TickerRegistry
 from .samples import SampleStore
 from .tickers import normalize_ticker
 
 if TYPE_CHECKING:
+    from .training import TrainingResult
     from .tuning import TuningResult
 
 __all__ = ["RegistryOperations"]
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 class RegistryOperations:
@@ -46,6 +52,10 @@ class RegistryOperations:
     def _resume_due(self, name: str, entry: ServedModel | None) -> None:
         """Schedule a training that is due (the manager's; nothing here)."""
 
+    def _register(self, ticker: str, result: TrainingResult) -> TrainOutcome:
+        """Register and gate one training (the manager's)."""
+        raise NotImplementedError
+
     def _ticker(self, text: str) -> str:
         return normalize_ticker(text)
 
@@ -59,11 +69,60 @@ class RegistryOperations:
         return {self.registry.ticker_of(s.name): s.aliases[alias]
                 for s in self.registry.search_models() if alias in s.aliases}
 
-    def create_from_template(self, new_ticker: str, template: str | None = None) -> TrainOutcome:
-        """Bootstrap ``new_ticker`` from the best ticker's production version (or ``template``)."""
+    def create_from_template(self, new_ticker: str, template: str | None = None,
+                             trades: pd.DataFrame | None = None, *,
+                             files: Iterable[str | os.PathLike[str]] = (),
+                             market: pd.DataFrame | None = None, strategy: str | None = None,
+                             template_trades: pd.DataFrame | None = None,
+                             template_files: Iterable[str | os.PathLike[str]] = ()
+                             ) -> TrainOutcome:
+        """Train ``new_ticker``'s version on its own trades, starting from a template ticker.
+
+        The template is ``template``'s production version (default: the ticker ranked first by
+        served skill, :func:`ticker_registry.views.best`). ``strategy`` (default: the config's
+        ``transfer_strategy``) says what is taken from it (:mod:`ticker_registry.transfer`):
+        its hyperparameters, its trees to continue boosting (``warm_start``), or its trades
+        pooled with the new ticker's (``pooled``: ``template_trades`` or ``template_files``
+        are then required). The version is evaluated by purged walk-forward on
+        ``new_ticker``'s trades (``trades``, else ``files``), each fold fitted the way the
+        version is, and gated like any other candidate: a head without skill on the new
+        ticker's data is served by its baseline. Its lineage tags say so:
+        ``lineage.source = template``, ``lineage.template_ticker``,
+        ``lineage.template_version``, ``lineage.transfer_strategy`` (the one that ran: a
+        random forest cannot warm start and takes the hyperparameters),
+        ``lineage.evaluated_on = <new ticker>``, and ``lineage.template_overlaps``: true when
+        the template's training data end after the new ticker's first trade, so its trees and
+        hyperparameters may carry later market information into the early folds (use a
+        template trained on earlier data, or ``pooled``, whose template rows are cut by time).
+
+        Raises
+        ------
+        ModelNotFoundError
+            No template: no ticker has a production version, or ``template`` has none.
+        InvalidArgumentError
+            An unknown strategy, or ``pooled`` without the template's trades.
+        TickerRegistryError
+            Neither ``trades`` nor ``files`` (the new ticker's own data is required).
+        """
+        from .training import train_model
+        from .transfer import (
+            Template,
+            TemplateRows,
+            check_strategy,
+            effective_strategy,
+            transfer_config,
+            transfer_trainer,
+        )
         from .views import SKILL_SCORE, best
 
         name = self._ticker(new_ticker)
+        chosen = strategy or self.config.transfer_strategy
+        check_strategy(chosen)
+        paths = [str(p) for p in files]
+        if trades is None and not paths:
+            raise TickerRegistryError(
+                f"give {name}'s own trades (a frame or files): a version started from a "
+                "template is evaluated on the new ticker's data before it may serve")
         if template is None:
             ranked = [r for r in best(self.registry, SKILL_SCORE, 50) if r["ticker"] != name]
             if not ranked:
@@ -71,18 +130,38 @@ class RegistryOperations:
                                          "template; train one first")
             template = ranked[0]["ticker"]
         source = self.registry.resolve(self._ticker(template))
-        model = OrderFlowModel.load(self.registry.download_native(source))
-        lineage = TrainingLineage(
-            n_samples=0, source="template",
-            extra={"template_ticker": source.ticker, "template_version": str(source.version)})
-        info, created = self.registry.register(
-            name, model, lineage=lineage,
-            idempotency_key=f"template-{source.ticker}-{source.version}"[:64],
-            extra_tags={"source": "template", "template_ticker": source.ticker,
-                        "template_version": str(source.version)})
-        decision = self.registry.apply_gate(name, info.version, model) if created else None
-        self.cache.invalidate(name)
-        return TrainOutcome(name, info, created, decision)
+        seed = OrderFlowModel.load(self.registry.download_native(source))
+        rows: tuple[TemplateRows, ...] = ()
+        if chosen == "pooled" and (template_trades is not None or template_files):
+            from .features import build_training_set
+            from .model import _event_times, _label_arrays, feature_matrix
+
+            t_trades = self._trades_of(template_trades, [str(p) for p in template_files], "pool")
+            Xt, yt = build_training_set(t_trades, seed.spec_, market=market)
+            rows = (TemplateRows(source.ticker, feature_matrix(Xt), _label_arrays(yt, len(Xt)),
+                                 _event_times(Xt)),)
+        plan = Template(source.ticker, source.version, seed.config.model_type,
+                        seed.config.model_hyperparameters(), seed.heads_, rows)
+        used = effective_strategy(chosen, plan)
+        config = transfer_config(self._ticker_config(name), used, plan)
+        trainer = transfer_trainer(config, used, plan)
+        new_trades = self._trades_of(trades, paths, "train")
+        from .features import build_training_set
+
+        X, y = build_training_set(new_trades, config, market=market)
+        recipe = {"template_ticker": source.ticker, "template_version": str(source.version),
+                  "transfer_strategy": used}
+        # the template's trees and hyperparameters saw data up to its last trade: when that is
+        # after the new ticker's first event, the walk-forward's early folds are not blind to
+        # the market's later state (the lineage says so; pooled rows are cut by time instead)
+        template_last = source.tags.get("lineage.last_trade", "")
+        overlaps = bool(template_last) and len(X) > 0 and _utc(template_last) > _utc(X.index[0])
+        result = train_model(X, y, config, source="template", trainer=trainer, recipe=recipe,
+                             extra_lineage={**recipe, "evaluated_on": name,
+                                            "trades": str(len(new_trades)),
+                                            "template_last_trade": template_last,
+                                            "template_overlaps": str(overlaps).lower()})
+        return self._register(name, result)
 
     def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:
         """Download and load each ticker's production version; one failure never stops others."""

@@ -6,7 +6,7 @@ module adds one family of commands.
 
 from __future__ import annotations
 
-from . import models, operations, report, run, tune  # noqa: F401  (registers the commands)
+from . import models, operations, report, run, transfer, tune  # noqa: F401  (registers the commands)
 from ._base import cli, main
 
 #: One line per command in `ticker-registry --help`, short enough never to be cut at 80
@@ -18,6 +18,7 @@ SHORT_HELP = {
     "demo": "Train three synthetic tickers end to end.",
     "doctor": "Find (and --repair) damage in the store.",
     "evaluate": "Walk-forward skill table of trade files; no registration.",
+    "from-template": "Train a new ticker from a template ticker.",
     "export": "Write a version to a verified, pickle-free bundle.",
     "history": "Every alias move of a ticker (the audit trail).",
     "import": "Verify a bundle, then register it on staging.",
