@@ -151,3 +151,34 @@ def test_best_ranks_by_served_skill_not_raw_accuracy(tmp_path):
         assert [r["ticker"] for r in views.best(manager.registry)] == ["SKLUSDT", "ACCUSDT"]
         by_accuracy = views.best(manager.registry, "flow_type_accuracy")
         assert [r["ticker"] for r in by_accuracy] == ["ACCUSDT", "SKLUSDT"]
+
+
+def _xy(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    return x, x[:, 0] + rng.normal(size=n)
+
+
+def test_lightgbm_warm_start_adds_rounds_to_a_copy():
+    x, y = _xy()
+    hp = {"n_estimators": 7, "num_leaves": 4, "learning_rate": 0.1, "min_child_samples": 5,
+          "reg_lambda": 1.0, "subsample": 1.0, "colsample_bytree": 1.0}
+    first = train_head("lightgbm", x, y, n_classes=0, hyperparameters=hp, seed=0, n_jobs=1)
+    more = train_head("lightgbm", x, y, n_classes=0, hyperparameters=hp, seed=0, n_jobs=1,
+                      init=first)
+    assert more.booster.current_iteration() == 14 and first.booster.current_iteration() == 7
+
+
+def test_a_warm_start_chain_stays_within_the_trees_a_model_may_have():
+    from ticker_registry import Config
+    from ticker_registry.transfer import Template, transfer_config, transfer_trainer
+
+    x, y = _xy()
+    small = {"n_estimators": 20, "max_depth": 2, "learning_rate": 0.1, "subsample": 1.0,
+             "colsample_bytree": 1.0, "min_child_weight": 1.0, "reg_lambda": 1.0}
+    heads = {h: train_head("xgboost", x, y, n_classes=0, hyperparameters=small, seed=0,
+                           n_jobs=1) for h in HEADS}
+    template = Template("OLDUSDT", 3, "xgboost", {**small, "n_estimators": 4990}, heads)
+    cfg = transfer_config(Config(), "warm_start", template)
+    with pytest.raises(InvalidArgumentError, match="20 boosting rounds; warm start would add 4990"):
+        transfer_trainer(cfg, "warm_start", template)

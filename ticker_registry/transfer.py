@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from .config import Config, TransferStrategy
 from .evaluation import N_CLASSES
 from .exceptions import InvalidArgumentError
 from .heads import WARM_STARTABLE, Head, train_head
+from .hyperparameters import HYPERPARAMETER_BOUNDS
 from .walk_forward import HeadTrainer, config_trainer
 
 __all__ = ["POOL_ROWS", "STRATEGIES", "Template", "TemplateRows", "check_strategy",
@@ -150,6 +151,16 @@ def pooled_rows(head: str, x: np.ndarray, y: np.ndarray, event_ns: np.ndarray,
     return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
 
+def _rounds(head: Head) -> int:
+    """Boosting rounds of an XGBoost or LightGBM head."""
+    booster: Any = getattr(head, "booster", None)
+    if booster is None:
+        return 0
+    if hasattr(booster, "num_boosted_rounds"):
+        return int(booster.num_boosted_rounds())
+    return int(booster.current_iteration())
+
+
 def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadTrainer:
     """The head trainer of ``strategy`` (``config`` from :func:`transfer_config`)."""
     strategy = effective_strategy(strategy, template)
@@ -164,6 +175,16 @@ def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadT
         raise InvalidArgumentError(f"warm start needs the three heads of {template.ticker}'s "
                                    "version; load the version first")
     hp = config.model_hyperparameters()
+    if strategy == "warm_start":
+        # every warm start adds n_estimators rounds: a chain of them must stay a model we
+        # could have trained (and that bundle import accepts)
+        most = int(HYPERPARAMETER_BOUNDS[config.model_type]["n_estimators"][2])
+        have = max(_rounds(h) for h in template.heads.values())
+        if have + int(hp["n_estimators"]) > most:
+            raise InvalidArgumentError(
+                f"{template.ticker}'s version has {have} boosting rounds; warm start would add "
+                f"{hp['n_estimators']}, above the {most} a model may have; use "
+                "transfer_strategy 'hyperparameters' or a template trained from scratch")
 
     def train(head: str, x: np.ndarray, y: np.ndarray, event_ns: np.ndarray) -> Head:
         init = None
