@@ -3,7 +3,7 @@
 Every figure is measured on the real trades in ``../shared/data`` (override with
 ``TR_SHARED_DATA``), never on the synthetic market, with the package's own purged
 walk-forward (:mod:`ticker_registry.evaluation`), so the numbers are the ones a
-user's versions record. Sections (``--only walk,shuffle,replay``):
+user's versions record. Sections (``--only walk,shuffle,replay,tuning,transfer``):
 
 walk     per-head walk-forward table (model vs each baseline, skill with its 95 %
          interval, folds won, per-fold skill, what serves) for LTCUSDT and XRPETH
@@ -14,7 +14,18 @@ shuffle  trainings on labels permuted across the whole training set: how often a
          the candidate's out-of-sample rows);
 replay   ``run-strategy`` replays (OrderFlowTradingStrategy through the manager on a
          fresh embedded store): every version's served heads, skills and the
-         gate's decision with its reason.
+         gate's decision with its reason;
+tuning   ``tune`` (Optuna, ``TUNING_TRIALS`` trials, seed 0) of each data set: default vs
+         tuned hyperparameters, flow_type log-loss skill and time_to_execution skill
+         per fold of the tuning part's walk-forward, and on the final block, which
+         the search never saw;
+transfer a "new" ticker (LTCUSDT after its first 24 hours) with only its first 1,000,
+         3,000 and 10,000 samples, the template LTCUSDT's first 24 hours (tuned, its
+         heads for warm start) with XRPETH as a second pooled ticker: skill on the
+         following 10,000 samples (after a purge) of from-scratch vs (a) template
+         hyperparameters, (b) warm start, (c) pooled, at four start points (0, 1/4,
+         1/2 and 3/4 into the new ticker's trades; those without 5,000 test rows after
+         the training block are left out).
 
 ``--quick`` shrinks every section (fewer permutations, shorter slices) for a smoke
 run; the README quotes a full run. The load average is printed at start and end.
@@ -193,15 +204,219 @@ def replay_section(quick: bool) -> None:
                           "gate", "reason"], rows)
 
 
-SECTIONS = {"walk": walk_section, "shuffle": shuffle_section, "replay": replay_section}
+# --------------------------------------------------------------------------- tuning
+TUNING_TRIALS = 25
+_TUNED: dict[str, dict] = {}  # data set -> tuned hyperparameters (the transfer section reuses them)
+
+
+def _tuning_set(trades, cfg):
+    """Features and labels as ``tune_on_trades`` builds them (threshold from before the final
+    block), so the quality fits score the very rows the study was given."""
+    from ticker_registry import build_training_set
+    from ticker_registry.features import FeatureSpec
+
+    head = trades.iloc[: len(trades) * cfg.cv_folds // (cfg.cv_folds + 1)]
+    spec = FeatureSpec.from_config(cfg, price=head["price"].to_numpy(),
+                                   quantity=head["quantity"].to_numpy())
+    return build_training_set(trades, spec)
+
+
+def _tune(label: str, trades, cfg, trials: int):
+    from ticker_registry.tuning import tune_hyperparameters
+
+    X, y = _tuning_set(trades, cfg)
+    start = time.perf_counter()
+    result = tune_hyperparameters(X, y, cfg, n_trials=trials, seed=0)
+    _TUNED[label] = dict(result.best_params)
+    return X, y, result, time.perf_counter() - start
+
+
+def tuning_section(quick: bool) -> None:
+    from ticker_registry import Config, OrderFlowModel
+
+    trials = 3 if quick else TUNING_TRIALS
+    print(f"## Tuning: default vs tuned hyperparameters (xgboost, {trials} Optuna trials, seed 0)\n")
+    print("Skill = 1 - model loss / best naive baseline loss, out of sample. Per fold: the "
+          "walk-forward of the tuning part (what the search scored); final: trained on every "
+          "tuning row, scored on the final block the search never saw.\n")
+    for name in (LTC, XRP):
+        trades = _load(name)
+        if quick:
+            trades = trades.iloc[: len(trades) // 4].reset_index(drop=True)
+        label = name.split("-")[0]
+        cfg = Config()
+        X, y, result, took = _tune(label, trades, cfg, trials)
+        print(f"### {label}: {len(X):,} events; {result.n_tuning_rows:,} tuning rows, final "
+              f"block {result.n_final_rows:,} rows from {result.final_start}; {took:.0f} s\n")
+        print("tuned: " + ", ".join(f"{k}={v:.4g}" for k, v in result.best_params.items())
+              + "\n")
+        end = result.n_tuning_rows
+        rows = []
+        for which, params in (("default", result.default_params), ("tuned", result.best_params)):
+            table = {"xgboost": {**cfg.model_hyperparameters(), **params}}
+            model = OrderFlowModel(cfg.replace(hyperparameters=table)).fit(X.iloc[:end],
+                                                                         y.iloc[:end])
+            final = result.final[which]
+            for head in ("flow_type", "time_to_execution", "impact"):
+                e = model.evaluation_[head]
+                rows.append([which, head, " ".join(_fmt(s, 3) for s in e.fold_skill),
+                             _fmt(e.skill), _fmt(final[f"skill_{head}"])])
+            rows.append([which, "served score", "-", "-", _fmt(final["score"])])
+        _print_table(["hyperparameters", "head", "per-fold skill (tuning part)",
+                      "pooled skill (tuning part)", "final block skill"], rows)
+        t, d = result.final["tuned"]["score"], result.final["default"]["score"]
+        verdict = ("not worse: adopted (later trainings use it)" if result.adopted else
+                   f"worse by {d - t:.4f}: not adopted (later trainings keep the default)")
+        print(f"Final block served score: tuned {t:+.4f}, default {d:+.4f}: tuned is "
+              f"{verdict}.\n")
+
+
+# --------------------------------------------------------------------------- transfer
+TRANSFER_SIZES = (1_000, 3_000, 10_000)
+TRANSFER_TEST = 10_000
+
+
+def _skills(head_preds: dict, labels: dict, train_labels: dict) -> dict[str, float]:
+    from ticker_registry.evaluation import HEADS, fit_baselines, head_losses
+
+    out = {}
+    for head in HEADS:
+        y = labels[head]
+        base = fit_baselines(head, train_labels[head]).predictions(len(y))
+        best = min(float(head_losses(head, y, p).mean()) for p in base.values())
+        out[head] = 1.0 - float(head_losses(head, y, head_preds[head]).mean()) / best
+    out["mean"] = sum(out[h] for h in HEADS) / len(HEADS)
+    out["served"] = sum(max(out[h], 0.0) for h in HEADS) / len(HEADS)
+    return out
+
+
+def transfer_section(quick: bool) -> None:
+    from ticker_registry import Config, build_training_set
+    from ticker_registry.evaluation import HEADS, evaluable, fit_baselines
+    from ticker_registry.features import FeatureSpec
+    from ticker_registry.model import _event_times, _label_arrays, feature_matrix
+    from ticker_registry.transfer import (
+        STRATEGIES,
+        Template,
+        TemplateRows,
+        transfer_config,
+        transfer_trainer,
+    )
+    from ticker_registry.walk_forward import config_trainer
+
+    cfg = Config()
+    ltc = _load(LTC)
+    day = ltc["timestamp"].iloc[0] + pd.Timedelta(hours=24)
+    first, later = ltc[ltc["timestamp"] < day], ltc[ltc["timestamp"] >= day]
+    if quick:
+        first = first.iloc[-30_000:]
+    first = first.reset_index(drop=True)
+    later = later.reset_index(drop=True)
+
+    def arrays(X, y):
+        return feature_matrix(X), _label_arrays(y, len(X)), _event_times(X)
+
+    # the template: LTCUSDT's first 24 hours, tuned (the tuning section's search, or one now)
+    if "LTCUSDT-day1" not in _TUNED:
+        _tune("LTCUSDT-day1", first, cfg, 3 if quick else TUNING_TRIALS)
+    tuned = {**cfg.model_hyperparameters(), **_TUNED["LTCUSDT-day1"]}
+    xt, lt, tt = arrays(*build_training_set(first, cfg))
+    t_cfg = cfg.replace(hyperparameters={"xgboost": tuned})
+    fit = config_trainer(t_cfg)
+    heads = {h: fit(h, xt, lt[h], tt) for h in HEADS}
+    xrp_x, xrp_l, xrp_t = arrays(*build_training_set(_load(XRP), cfg))
+    # XRPETH's trades are from 2019: as a pooled ticker its rows all precede the new ticker's
+    template = Template("LTCUSDT", None, "xgboost", _TUNED["LTCUSDT-day1"], heads,
+                        (TemplateRows("LTCUSDT", xt, lt, tt), TemplateRows("XRPETH", xrp_x,
+                                                                            xrp_l, xrp_t)))
+    # a second, other-instrument template for (a) and (b): XRPETH, tuned on its own trades
+    if "XRPETH" not in _TUNED:
+        _tune("XRPETH", _load(XRP), cfg, 3 if quick else TUNING_TRIALS)
+    x_cfg = cfg.replace(hyperparameters={"xgboost": {**cfg.model_hyperparameters(),
+                                                     **_TUNED["XRPETH"]}})
+    x_fit = config_trainer(x_cfg)
+    xrp_template = Template("XRPETH", None, "xgboost", _TUNED["XRPETH"],
+                            {h: x_fit(h, xrp_x, xrp_l[h], xrp_t) for h in HEADS})
+    variants = [(s, s, template) for s in STRATEGIES] + [
+        (f"{s} (XRPETH)", s, xrp_template) for s in ("hyperparameters", "warm_start")]
+    names = [v[0] for v in variants]
+    print("## Transfer to a new ticker (xgboost)\n")
+    print(f"Template: LTCUSDT {first['timestamp'].iloc[0]:%Y-%m-%d %H:%M} to "
+          f"{first['timestamp'].iloc[-1]:%m-%d %H:%M} ({len(xt):,} samples), tuned: "
+          + ", ".join(f"{k}={v:.4g}" for k, v in _TUNED["LTCUSDT-day1"].items())
+          + f"; pooled adds XRPETH ({len(xrp_x):,} samples). New ticker: LTCUSDT from "
+          f"{later['timestamp'].iloc[0]:%m-%d %H:%M}, its first n samples to train, the next "
+          f"{TRANSFER_TEST:,} after a purge of one horizon to test; skill against the best "
+          "naive baseline fitted on the n samples. Rows '(XRPETH)' take XRPETH, another "
+          "instrument, as the template (tuned on its own trades).\n")
+    horizon = FeatureSpec.from_config(cfg, price=later["price"].to_numpy()[:100],
+                                      quantity=later["quantity"].to_numpy()[:100]).horizon_ns
+    sizes = (1_000, 3_000) if quick else TRANSFER_SIZES
+    totals: dict[str, list[float]] = {s: [] for s in names}
+    raw: dict[str, list[float]] = {s: [] for s in names}
+    by_size: dict[tuple[int, str], list[float]] = {}
+    rows = []
+    for size in sizes:
+        for start_share in (0.0, 0.25, 0.5, 0.75):
+            # the new ticker's recipe (an auto threshold) from its training trades only
+            offset = int(len(later) * start_share)
+            part = later.iloc[offset:].reset_index(drop=True)
+            train_trades = part.iloc[: size + cfg.sequence_length]
+            spec = FeatureSpec.from_config(cfg, price=train_trades["price"].to_numpy(),
+                                           quantity=train_trades["quantity"].to_numpy())
+            X, y = build_training_set(part, spec)
+            x, lab, ev = arrays(X, y)
+            test_start = int(np.searchsorted(ev, ev[size - 1] + horizon, side="right"))
+            test = np.arange(test_start, min(test_start + TRANSFER_TEST, len(x)))
+            if test.size < TRANSFER_TEST // 2:
+                continue
+            train = np.arange(size)
+            for label, strategy, source in variants:
+                s_cfg = transfer_config(cfg, strategy, source)
+                trainer = transfer_trainer(s_cfg, strategy, source)
+                preds = {}
+                for head in HEADS:
+                    y_train = lab[head][train]
+                    if evaluable(head, y_train):
+                        model = trainer(head, x[train], y_train, ev[train])
+                        preds[head] = model.predict(np.ascontiguousarray(x[test]))
+                    else:
+                        base = fit_baselines(head, y_train).predictions(test.size)
+                        preds[head] = base["prior" if head == "flow_type" else "mean"]
+                sk = _skills(preds, {h: lab[h][test] for h in HEADS},
+                             {h: lab[h][train] for h in HEADS})
+                totals[label].append(sk["served"])
+                raw[label].append(sk["mean"])
+                by_size.setdefault((size, label), []).append(sk["served"])
+                rows.append([f"{size:,}", f"{X.index[0]:%m-%d %H:%M}", label,
+                             _fmt(sk["flow_type"]), _fmt(sk["impact"]),
+                             _fmt(sk["time_to_execution"]), _fmt(sk["mean"]),
+                             _fmt(sk["served"])])
+    _print_table(["samples", "new ticker from", "strategy", "flow_type skill", "impact skill",
+                  "time_to_execution skill", "mean skill", "served score"], rows)
+    _print_table(["samples", *names], [
+        [f"{size:,}", *(_fmt(float(np.mean(by_size[(size, s)]))) if (size, s) in by_size
+                        else "-" for s in names)] for size in sizes])
+    means = {s: float(np.mean(v)) for s, v in totals.items() if v}
+    raw_means = {s: float(np.mean(v)) for s, v in raw.items() if v}
+    winner = max((s for s in means if s in STRATEGIES and s != "scratch"), key=means.get)
+    print("Served score (mean over heads of max(0, skill)) averaged over sizes and start points: "
+          + ", ".join(f"{s} {v:+.4f}" for s, v in means.items())
+          + "; mean skill (not floored): "
+          + ", ".join(f"{s} {v:+.4f}" for s, v in raw_means.items())
+          + f". Best transfer strategy by served score: **{winner}**.\n")
+
+
+SECTIONS = {"walk": walk_section, "shuffle": shuffle_section, "replay": replay_section,
+            "tuning": tuning_section, "transfer": transfer_section}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller slices, for a smoke run")
-    parser.add_argument("--only", default="walk,shuffle,replay",
-                        help="comma-separated sections: walk, shuffle, replay")
+    parser.add_argument("--only", default="walk,shuffle,replay,tuning,transfer",
+                        help="comma-separated sections: " + ", ".join(SECTIONS))
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]

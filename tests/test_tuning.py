@@ -113,15 +113,37 @@ def test_the_best_set_is_saved_and_used_by_later_trainings(tmp_path):
         assert run.info.run_name == "tune-ETHUSDT" and run.info.status == "FINISHED"
         assert [a.path for a in client.list_artifacts(run.info.run_id, "tuning")] == [
             "tuning/trials.csv"]
+        assert tags["tuned.adopted"] == str(result.adopted).lower()
         outcome = manager.train("ETHUSDT", trades)
         params = client.get_run(outcome.version.run_id).data.params
-        for name, value in result.best_params.items():
+        used = result.best_params if result.adopted else result.default_params
+        for name, value in used.items():
             assert float(params[f"hp.{name}"]) == value, name
         # tuned again as another family: its set replaces the first, and trainings follow
-        manager.tune("ETHUSDT", trades, n_trials=2, model_type="lightgbm", seed=3)
+        again = manager.tune("ETHUSDT", trades, n_trials=2, model_type="lightgbm", seed=3)
         tags = manager.registry.model("ETHUSDT").tags
         assert tags["tuned.model_type"] == "lightgbm" and "tuned.max_depth" not in tags
-        assert manager._ticker_config("ETHUSDT").model_type == "lightgbm"
+        assert manager._ticker_config("ETHUSDT").model_type == (
+            "lightgbm" if again.adopted else "xgboost")
+
+
+def test_a_tuned_set_worse_on_the_final_block_is_recorded_but_not_used():
+    cfg = Config(**QUICK)
+
+    def result(tuned: float, default: float) -> tuning.TuningResult:
+        return tuning.TuningResult(
+            model_type="xgboost", seed=0, best_params={"max_depth": 3, "learning_rate": 0.2},
+            best_score=0.3, default_params={"max_depth": 4, "learning_rate": 0.1}, trials=[],
+            best_fold_scores=[], final={"tuned": {"score": tuned}, "default": {"score": default}},
+            n_tuning_rows=10, n_final_rows=2, final_start="2024-01-01T00:00:00Z")
+
+    worse = tuning.tuned_tags(result(0.09, 0.10), "2026-11-30T00:00:00Z")
+    assert worse["tuned.adopted"] == "false" and worse["tuned.max_depth"] == "3"
+    assert tuning.apply_tuned(cfg, worse) is cfg
+    same = tuning.tuned_tags(result(0.10, 0.10), "2026-11-30T00:00:00Z")
+    assert same["tuned.adopted"] == "true"
+    used = tuning.apply_tuned(cfg, same).model_hyperparameters()
+    assert used["max_depth"] == 3 and used["learning_rate"] == 0.2
 
 
 def test_the_cli_prints_trials_and_the_final_block(tmp_path):

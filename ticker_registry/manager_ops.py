@@ -318,7 +318,8 @@ class RegistryOperations:
         The search (:func:`ticker_registry.tuning.tune_hyperparameters`) never sees the
         final block; the best set goes on the ticker's registered model as ``tuned.*`` tags
         (a re-tuning replaces them) and the trials in a run ``tune-<TICKER>``; every later
-        training of the ticker (``train``, automatic retrains) uses it.
+        training of the ticker (``train``, automatic retrains) uses it when it was adopted:
+        not worse than the config's hyperparameters on the final block (``tuned.adopted``).
 
         ``trades`` is a canonical frame, else ``files`` are read with ``read_trade_files``;
         the other parameters, the result and the errors are those of

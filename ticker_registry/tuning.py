@@ -36,12 +36,21 @@ Decisions
   heads seeded with ``random_seed``, trials run one after another: the same data, config
   and seed give the same trials and best set. With ``timeout`` the number of trials
   depends on the clock; the trials that ran are the same sequence.
-- **Where the result lives** (the manager writes it): registered-model tags ``tuned.<param>``,
-  ``tuned.model_type``, ``tuned.at``, ``tuned.score``, ``tuned.trials``, ``tuned.seed``,
-  ``tuned.run``; a run ``tune-<TICKER>`` in experiment ``ticker-registry/<namespace>/tuning``
-  with the trial table as the artifact ``tuning/trials.csv``. :func:`apply_tuned` turns the
-  tags back into a ticker's training config; every later training of that ticker (``train``,
-  automatic retrains) uses it until the ticker is tuned again.
+- **Adoption.** The final block then decides once between two candidates, the config's
+  hyperparameters and the search's best set: the tuned set is adopted (``tuned.adopted``
+  true; later trainings use it) only when its served skill there is not below the config's.
+  Otherwise the search is still recorded (``tuned.*``, the run) but trainings keep the
+  config's set. A tuned set that won on the tuning folds and lost on data it never saw is
+  more likely fitted to the folds than better; and one comparison of two candidates spends
+  little of the block's independence (its score is then slightly optimistic, and reported
+  as it is).
+- **Where the result lives** (the manager writes it): registered-model tags
+  ``tuned.<param>``, ``tuned.model_type``, ``tuned.at``, ``tuned.score``, ``tuned.trials``,
+  ``tuned.seed``, ``tuned.adopted``, ``tuned.run``; a run ``tune-<TICKER>`` in experiment
+  ``ticker-registry/<namespace>/tuning`` with the trial table as the artifact
+  ``tuning/trials.csv``. :func:`apply_tuned` turns the tags back into a ticker's training
+  config; every later training of that ticker (``train``, automatic retrains) uses an
+  adopted set until the ticker is tuned again.
 """
 
 from __future__ import annotations
@@ -126,6 +135,12 @@ class TuningResult:
     n_final_rows: int
     final_start: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def adopted(self) -> bool:
+        """Whether later trainings use the tuned set: only when it is not worse than the
+        config's hyperparameters on the final block (module docstring, "Adoption")."""
+        return self.final["tuned"]["score"] >= self.final["default"]["score"]
 
 
 def split_final_block(event_ns: np.ndarray, horizon_ns: int, cv_folds: int,
@@ -324,14 +339,15 @@ def tuned_tags(result: TuningResult, at: str) -> dict[str, str]:
             f"{TUNED_PREFIX}final_score": f"{result.final['tuned']['score']:.6f}",
             f"{TUNED_PREFIX}final_default_score": f"{result.final['default']['score']:.6f}",
             f"{TUNED_PREFIX}trials": f"{completed}/{len(result.trials)}",
-            f"{TUNED_PREFIX}seed": str(result.seed)}
+            f"{TUNED_PREFIX}seed": str(result.seed),
+            f"{TUNED_PREFIX}adopted": str(result.adopted).lower()}
 
 
 def apply_tuned(config: Config, tags: Mapping[str, str]) -> Config:
     """``config`` with a ticker's tuned model type and hyperparameters from its model tags
-    (``config`` itself when the ticker was never tuned)."""
+    (``config`` itself when the ticker was never tuned, or its tuned set was not adopted)."""
     model_type = tags.get(f"{TUNED_PREFIX}model_type")
-    if model_type not in MODEL_TYPES:
+    if model_type not in MODEL_TYPES or tags.get(f"{TUNED_PREFIX}adopted") == "false":
         return config
     params: dict[str, int | float] = {}
     for name, (kind, *_rest) in HYPERPARAMETER_BOUNDS[model_type].items():

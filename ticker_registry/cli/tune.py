@@ -38,8 +38,9 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
     Optuna (TPE, median pruning) scores each trial by the served skill of a purged
     walk-forward over the trades before the final block; the final block (the last
     1/(cv_folds+1) of the rows) is held out and scores the config's and the tuned
-    hyperparameters once at the end. The best set is saved on the ticker's registered
-    model as tuned.* tags, the trials in a run tune-TICKER.
+    hyperparameters once at the end: the tuned set is adopted (used by later trainings)
+    only when it is not worse there. The best set is saved on the ticker's registered
+    model as tuned.* tags (tuned.adopted), the trials in a run tune-TICKER.
 
     \b
     Example:
@@ -79,3 +80,12 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
                f"{result.n_final_rows:,} rows from {result.final_start} held out; score = served "
                "skill (mean over heads of max(0, 1 - loss/best baseline loss)); best set saved "
                f"as tuned.* tags on {name}")
+    final = result.final
+    if result.adopted:
+        click.echo(f"adopted: later trainings of {name} use the tuned set (final block "
+                   f"{final['tuned']['score']:+.4f} against the config's "
+                   f"{final['default']['score']:+.4f})")
+    else:
+        click.echo(f"not adopted: the tuned set scored {final['tuned']['score']:+.4f} on the "
+                   f"final block, below the config's {final['default']['score']:+.4f}; later "
+                   f"trainings of {name} keep the config's hyperparameters")
