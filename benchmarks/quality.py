@@ -328,7 +328,8 @@ def transfer_section(quick: bool) -> None:
     # XRPETH's trades are from 2019: as a pooled ticker its rows all precede the new ticker's
     template = Template("LTCUSDT", None, "xgboost", _TUNED["LTCUSDT-day1"], heads,
                         (TemplateRows("LTCUSDT", xt, lt, tt), TemplateRows("XRPETH", xrp_x,
-                                                                            xrp_l, xrp_t)))
+                                                                            xrp_l, xrp_t)),
+                        time_median=float(np.median(lt["time_to_execution"])))
     # a second, other-instrument template for (a) and (b): XRPETH, tuned on its own trades
     if "XRPETH" not in _TUNED:
         _tune("XRPETH", _load(XRP), cfg, 3 if quick else TUNING_TRIALS)
@@ -336,7 +337,8 @@ def transfer_section(quick: bool) -> None:
                                                      **_TUNED["XRPETH"]}})
     x_fit = config_trainer(x_cfg)
     xrp_template = Template("XRPETH", None, "xgboost", _TUNED["XRPETH"],
-                            {h: x_fit(h, xrp_x, xrp_l[h], xrp_t) for h in HEADS})
+                            {h: x_fit(h, xrp_x, xrp_l[h], xrp_t) for h in HEADS},
+                            time_median=float(np.median(xrp_l["time_to_execution"])))
     variants = [(s, s, template) for s in STRATEGIES] + [
         (f"{s} (XRPETH)", s, xrp_template) for s in ("hyperparameters", "warm_start")]
     names = [v[0] for v in variants]

@@ -68,8 +68,11 @@ def test_warm_start_continues_the_templates_trees_and_leaves_them_alone(store):
     outcome = manager.create_from_template("WARMUSDT", "ADAUSDT", sol, strategy="warm_start")
     new = manager.registry.load_model("WARMUSDT", outcome.version.version)
     n_estimators = manager.config.model_hyperparameters()["n_estimators"]
+    warm = outcome.version.tags["lineage.warm_heads"].split(",")
+    assert warm[:2] == ["flow_type", "impact"]  # time_to_execution: only at a similar scale
     for head in HEADS:
-        assert new.heads_[head].booster.num_boosted_rounds() == rounds[head] + n_estimators
+        added = rounds[head] if head in warm else 0
+        assert new.heads_[head].booster.num_boosted_rounds() == added + n_estimators
         assert template.heads_[head].booster.num_boosted_rounds() == rounds[head]
     # a warm-started head predicts the same through its flat trees and natively
     X, _ = build_training_set(sol, manager.config)
@@ -182,3 +185,17 @@ def test_a_warm_start_chain_stays_within_the_trees_a_model_may_have():
     cfg = transfer_config(Config(), "warm_start", template)
     with pytest.raises(InvalidArgumentError, match="20 boosting rounds; warm start would add 4990"):
         transfer_trainer(cfg, "warm_start", template)
+
+
+def test_time_to_execution_continues_the_template_only_at_a_similar_scale():
+    from ticker_registry.transfer import SCALE_RATIO, Template, continues
+
+    template = Template("OLDUSDT", 1, "xgboost", {}, time_median=10.0)
+    assert continues("flow_type", np.array([0, 1, 2]), template)
+    assert continues("impact", np.array([-500.0, 3.0, 900.0]), template)
+    assert continues("time_to_execution", np.full(5, 10.0 * SCALE_RATIO), template)
+    assert continues("time_to_execution", np.full(5, 10.0 / SCALE_RATIO), template)
+    assert not continues("time_to_execution", np.full(5, 10.0 * SCALE_RATIO * 1.01), template)
+    assert not continues("time_to_execution", np.full(5, 10.0 / SCALE_RATIO / 1.01), template)
+    unknown = Template("OLDUSDT", 1, "xgboost", {})
+    assert not continues("time_to_execution", np.full(5, 10.0), unknown)

@@ -9,6 +9,7 @@ the one place a training's config is made per ticker (its tuned set, if any).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable
@@ -90,7 +91,9 @@ class RegistryOperations:
         ``lineage.source = template``, ``lineage.template_ticker``,
         ``lineage.template_version``, ``lineage.transfer_strategy`` (the one that ran: a
         random forest cannot warm start and takes the hyperparameters),
-        ``lineage.evaluated_on = <new ticker>``, and ``lineage.template_overlaps``: true when
+        ``lineage.evaluated_on = <new ticker>``, ``lineage.warm_heads`` (warm start: the
+        heads that continued the template's trees; ``time_to_execution`` only at a similar
+        scale), and ``lineage.template_overlaps``: true when
         the template's training data end after the new ticker's first trade, so its trees and
         hyperparameters may carry later market information into the early folds (use a
         template trained on earlier data, or ``pooled``, whose template rows are cut by time).
@@ -141,7 +144,8 @@ class RegistryOperations:
             rows = (TemplateRows(source.ticker, feature_matrix(Xt), _label_arrays(yt, len(Xt)),
                                  _event_times(Xt)),)
         plan = Template(source.ticker, source.version, seed.config.model_type,
-                        seed.config.model_hyperparameters(), seed.heads_, rows)
+                        seed.config.model_hyperparameters(), seed.heads_, rows,
+                        time_median=seed.baselines_.get("median_time_to_execution"))
         used = effective_strategy(chosen, plan)
         config = transfer_config(self._ticker_config(name), used, plan)
         trainer = transfer_trainer(config, used, plan)
@@ -161,6 +165,10 @@ class RegistryOperations:
                                             "trades": str(len(new_trades)),
                                             "template_last_trade": template_last,
                                             "template_overlaps": str(overlaps).lower()})
+        if used == "warm_start":  # which heads continued the template's trees in the final fit
+            warm = ",".join(h for h, on in trainer.warm_heads.items() if on) or "none"
+            result = dataclasses.replace(result, lineage=dataclasses.replace(
+                result.lineage, extra={**result.lineage.extra, "warm_heads": warm}))
         return self._register(name, result)
 
     def preload(self, tickers: Iterable[str], *, workers: int = 4) -> list[PreloadResult]:

@@ -18,7 +18,15 @@ type and hyperparameters, tuned ones if it was tuned)
     (b) As (a), and each head continues boosting from the template's head: its trees stay,
     ``n_estimators`` new ones are fitted to what they leave on the new ticker's rows
     (XGBoost ``xgb_model``, LightGBM ``init_model``). A random forest cannot continue: it
-    falls back to (a), and the lineage says so (:func:`effective_strategy`).
+    falls back to (a), and the lineage says so (:func:`effective_strategy`). The template's
+    trees predict in the template's units: ``flow_type`` (relative classes) and ``impact``
+    (basis points) carry over, but ``time_to_execution`` is in seconds and follows each
+    market's trade rate, and continuing from another market's times lost up to 1.5 of skill
+    on real trades. So ``time_to_execution`` continues from the template only when the
+    median of the labels being fitted is within :data:`SCALE_RATIO` of the template's median
+    (``Template.time_median``; decided per fit from the rows being fitted); otherwise it is
+    trained as in (a). :attr:`HeadTrainerWithLog.warm_heads` tells which heads continued in
+    the last fit of each head.
 ``pooled``
     (c) As (a), trained on the new ticker's rows plus the template tickers' rows, each
     template row moved into the new ticker's units: every feature z-scored with its own
@@ -49,8 +57,8 @@ from .heads import WARM_STARTABLE, Head, train_head
 from .hyperparameters import HYPERPARAMETER_BOUNDS
 from .walk_forward import HeadTrainer, config_trainer
 
-__all__ = ["POOL_ROWS", "STRATEGIES", "Template", "TemplateRows", "check_strategy",
-           "effective_strategy",
+__all__ = ["POOL_ROWS", "SCALE_RATIO", "STRATEGIES", "HeadTrainerWithLog", "Template",
+           "TemplateRows", "check_strategy", "continues", "effective_strategy",
            "pooled_rows", "transfer_config", "transfer_trainer"]
 
 #: The strategies, in the order the comparison lists them.
@@ -58,6 +66,9 @@ STRATEGIES = ("scratch", "hyperparameters", "warm_start", "pooled")
 assert get_args(TransferStrategy) == STRATEGIES
 #: Most rows one template ticker adds to a pooled fit (its newest).
 POOL_ROWS = 20_000
+#: ``time_to_execution`` warm-starts only when the median label of the rows being fitted is
+#: within this factor of the template's median (module docstring).
+SCALE_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,9 @@ class Template:
     hyperparameters: Mapping[str, int | float]
     heads: Mapping[str, Head] = field(default_factory=dict)
     rows: Sequence[TemplateRows] = ()
+    #: The median ``time_to_execution`` of the template's training rows (None: unknown, so
+    #: that head never warm-starts).
+    time_median: float | None = None
 
 
 def check_strategy(strategy: str) -> None:
@@ -161,11 +175,35 @@ def _rounds(head: Head) -> int:
     return int(booster.current_iteration())
 
 
-def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadTrainer:
+def continues(head: str, y: np.ndarray, template: Template) -> bool:
+    """Whether a warm-started ``head`` fitted on labels ``y`` continues from the template's
+    trees (always for ``flow_type`` and ``impact``; ``time_to_execution`` only at a similar
+    scale, see the module docstring)."""
+    if head != "time_to_execution":
+        return True
+    ref = template.time_median
+    here = float(np.median(y)) if len(y) else 0.0
+    if not ref or ref <= 0 or here <= 0:
+        return False
+    return 1.0 / SCALE_RATIO <= here / ref <= SCALE_RATIO
+
+
+class HeadTrainerWithLog:
+    """A head trainer that remembers, per head, whether its last fit continued the template."""
+
+    def __init__(self, fit: HeadTrainer) -> None:
+        self._fit = fit
+        self.warm_heads: dict[str, bool] = {}
+
+    def __call__(self, head: str, x: np.ndarray, y: np.ndarray, event_ns: np.ndarray) -> Head:
+        return self._fit(head, x, y, event_ns)
+
+
+def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadTrainerWithLog:
     """The head trainer of ``strategy`` (``config`` from :func:`transfer_config`)."""
     strategy = effective_strategy(strategy, template)
     if strategy in ("scratch", "hyperparameters"):
-        return config_trainer(config)
+        return HeadTrainerWithLog(config_trainer(config))
     if strategy == "pooled" and not template.rows:
         raise InvalidArgumentError(f"the pooled strategy needs the template tickers' rows and "
                                    f"{template.ticker} has none here; give its trades, or use "
@@ -189,7 +227,9 @@ def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadT
     def train(head: str, x: np.ndarray, y: np.ndarray, event_ns: np.ndarray) -> Head:
         init = None
         if strategy == "warm_start":
-            init = template.heads[head]
+            warm = continues(head, y, template)
+            logged.warm_heads[head] = warm
+            init = template.heads[head] if warm else None
         else:
             x, y = pooled_rows(head, x, y, event_ns, template.rows)
         return train_head(config.model_type, x, y,
@@ -197,4 +237,5 @@ def transfer_trainer(config: Config, strategy: str, template: Template) -> HeadT
                           hyperparameters=hp, seed=config.random_seed, n_jobs=config.n_jobs,
                           init=init)
 
-    return train
+    logged = HeadTrainerWithLog(train)
+    return logged
