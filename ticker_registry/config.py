@@ -146,9 +146,10 @@ class Config(BaseModel):
       exiting) waits for an in-flight training before abandoning it; its samples stay
       for the next process.
     - ``symbol`` [null]: the strategy's ticker.
-    - ``transfer_strategy`` [hyperparameters]: how ``create_from_template`` starts a new
-      ticker from a template: ``scratch``, ``hyperparameters``, ``warm_start`` or ``pooled``
-      (:mod:`ticker_registry.transfer`; the default won the comparison on real trades).
+    - ``transfer_strategy`` [warm_start]: how ``create_from_template`` starts a new ticker
+      from a template: ``scratch``, ``hyperparameters``, ``warm_start`` or ``pooled``
+      (:mod:`ticker_registry.transfer`; the default won the comparison on real trades,
+      README "Transfer to a new ticker").
 
     The config is frozen: assigning an attribute raises ``FrozenInstanceError`` and
     ``hyperparameters`` is a read-only mapping.
@@ -194,7 +195,7 @@ class Config(BaseModel):
                                   description="seconds a closing manager waits for a training")
     symbol: Text | None = Field(None, description="strategy ticker")
     transfer_strategy: TransferStrategy = Field(
-        "hyperparameters", description="how a new ticker starts from a template")
+        "warm_start", description="how a new ticker starts from a template")
 
     @field_validator("staging_alias")
     @classmethod
