@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import ticker_registry.model  # noqa: E402
+import ticker_registry.walk_forward  # noqa: E402
 from ticker_registry import SyncTickerModelManager  # noqa: E402
 from ticker_registry.audit import AuditTrail  # noqa: E402
 
@@ -46,16 +46,17 @@ def die(point: str) -> None:
 
 def arm(manager: SyncTickerModelManager, point: str) -> None:
     if point == "mid_fit":
-        real_train_head = ticker_registry.model.train_head
+        # every head of a training, its folds' and its final ones, is fitted through here
+        real_train_head = ticker_registry.walk_forward.train_head
         calls = []
 
         def train_head(*args: Any, **kwargs: Any) -> Any:
             calls.append(1)
-            if len(calls) == 2:  # the flow_type head is trained, impact is next
+            if len(calls) == 2:  # a flow_type head is trained, impact is next
                 die(point)
             return real_train_head(*args, **kwargs)
 
-        ticker_registry.model.train_head = train_head
+        ticker_registry.walk_forward.train_head = train_head
         return
     if point == "before_audit":
         real_append = AuditTrail.append
