@@ -177,3 +177,21 @@ def test_bad_input_is_one_line(tmp_path, args, code, text):
     assert text in result.output and "Traceback" not in result.output
     if code == 1:
         assert result.output.strip().count("\n") == 0 and result.output.startswith("Error: ")
+
+
+def test_the_searchs_best_replaces_the_config_only_beyond_fold_to_fold_noise():
+    from types import SimpleNamespace
+
+    def trial(number: int, served: list[float]) -> SimpleNamespace:
+        return SimpleNamespace(number=number, user_attrs={"fold_served": served},
+                               params={"max_depth": number}, value=sum(served))
+
+    base = trial(0, [0.10, 0.10, 0.10, 0.10, 0.10])
+    noisy = trial(7, [0.11, 0.09, 0.12, 0.095, 0.105])
+    chosen, evidence = tuning._choose(base, noisy, 0.05)
+    assert chosen is base and evidence["gain"] == pytest.approx(0.004)
+    assert evidence["t"] < evidence["needed"] == pytest.approx(2.1318, abs=1e-3)
+    clear = trial(9, [0.15, 0.16, 0.14, 0.15, 0.17])
+    chosen, evidence = tuning._choose(base, clear, 0.05)
+    assert chosen is clear and evidence["t"] > evidence["needed"]
+    assert tuning._choose(base, base, 0.05)[0] is base

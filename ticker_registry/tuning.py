@@ -36,6 +36,13 @@ Decisions
   heads seeded with ``random_seed``, trials run one after another: the same data, config
   and seed give the same trials and best set. With ``timeout`` the number of trials
   depends on the clock; the trials that ran are the same sequence.
+- **Evidence before change.** The search's best trial replaces the config's set (trial 0)
+  only when it beats it by more than fold-to-fold noise: the per-fold served-skill gains
+  (each fold scored alone) must have a t statistic above the one-sided Student-t quantile
+  at ``skill_alpha`` with ``folds - 1`` degrees of freedom, the same level the skill test
+  uses. Otherwise the result is the config's set (``kept_default``; the search's best is
+  kept in ``search_best_params``). The best of many trials always looks a little better
+  on the folds it was picked on, so a small gain is no reason to change.
 - **Adoption.** The final block then decides once between two candidates, the config's
   hyperparameters and the search's best set: the tuned set is adopted (``tuned.adopted``
   true; later trainings use it) only when its served skill there is not below the config's.
@@ -135,6 +142,16 @@ class TuningResult:
     n_final_rows: int
     final_start: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The search's best trial's set, chosen or not (``best_params`` is the chosen one).
+    search_best_params: dict[str, int | float] = field(default_factory=dict)
+    #: Why it was or was not chosen: ``gain`` (mean per-fold served-skill gain over the
+    #: config's set), ``t`` (its t statistic over the folds), ``needed``, ``folds``.
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kept_default(self) -> bool:
+        """The search found no set clearly better than the config's on the tuning folds."""
+        return self.best_params == self.default_params
 
     @property
     def adopted(self) -> bool:
@@ -216,8 +233,15 @@ def _run_study(cfg: Config, x: np.ndarray, labels: dict[str, np.ndarray], event_
         scores: list[float] = []
         row: dict[str, Any] = {"trial": trial.number, "state": "PRUNED", "params": params}
         rows.append(row)
+        per_fold: list[float] = []
         for step, fold in enumerate(folds):
-            _add_fold(sums, cfg, x, labels, fold.train, fold.test, hp)
+            fold_sums: dict[str, dict[str, float]] = {}
+            _add_fold(fold_sums, cfg, x, labels, fold.train, fold.test, hp)
+            per_fold.append(_served_skill(fold_sums)[0])
+            for head, acc in fold_sums.items():
+                total = sums.setdefault(head, {})
+                for kind, value in acc.items():
+                    total[kind] = total.get(kind, 0.0) + value
             score, skills = _served_skill(sums)
             scores.append(score)
             row.update(score=score, fold_scores=list(scores), seconds=time.perf_counter() - start,
@@ -227,6 +251,7 @@ def _run_study(cfg: Config, x: np.ndarray, labels: dict[str, np.ndarray], event_
                 raise optuna.TrialPruned()
         row["state"] = "COMPLETE"
         trial.set_user_attr("fold_scores", scores)
+        trial.set_user_attr("fold_served", per_fold)
         return score
 
     def tick(study: Any, trial: Any) -> None:
@@ -295,7 +320,8 @@ def tune_hyperparameters(X: pd.DataFrame, y: pd.DataFrame, config: ConfigSource 
                              n_trials=n_trials, timeout=timeout, progress=progress)
     if not any(r["state"] == "COMPLETE" for r in rows):
         raise TrainingDataError("no trial completed; give more trials or a longer timeout")
-    best = dict(study.best_params)
+    chosen, evidence = _choose(study.trials[0], study.best_trial, float(cfg.skill_alpha))
+    best = dict(chosen.params)
     default = {k: v for k, v in cfg.model_hyperparameters().items() if k in best}
     tuning, final = np.arange(end), np.arange(start, len(x))
     verdict = {}
@@ -305,13 +331,32 @@ def tune_hyperparameters(X: pd.DataFrame, y: pd.DataFrame, config: ConfigSource 
         score, skills = _served_skill(sums)
         verdict[name] = {"score": score, **{f"skill_{h}": s for h, s in skills.items()}}
     for row in rows:
-        row["best"] = row["trial"] == study.best_trial.number
+        row["best"] = row["trial"] == chosen.number
     return TuningResult(
-        model_type=cfg.model_type, seed=seed, best_params=best, best_score=float(study.best_value),
+        model_type=cfg.model_type, seed=seed, best_params=best, best_score=float(chosen.value),
         default_params=default, trials=rows,
-        best_fold_scores=list(study.best_trial.user_attrs.get("fold_scores", [])), final=verdict,
+        best_fold_scores=list(chosen.user_attrs.get("fold_scores", [])), final=verdict,
         n_tuning_rows=end, n_final_rows=len(x) - start,
-        final_start=str(np.datetime64(int(event_ns[start]), "ns")) + "Z")
+        final_start=str(np.datetime64(int(event_ns[start]), "ns")) + "Z",
+        search_best_params=dict(study.best_params), evidence=evidence)
+
+
+def _choose(base: Any, best: Any, alpha: float) -> tuple[Any, dict[str, float]]:
+    """The search's best trial if it beats the config's (trial 0) by more than fold-to-fold
+    noise, else trial 0; and the evidence: the mean per-fold gain in served skill, its
+    t statistic over the folds, and the one-sided Student-t quantile it had to exceed."""
+    from scipy.stats import t as student_t  # scikit-learn's dependency: always installed
+
+    gains = (np.asarray(best.user_attrs.get("fold_served", []), dtype=float)
+             - np.asarray(base.user_attrs.get("fold_served", []), dtype=float))
+    k = gains.size
+    if best.number == base.number or k < 2:
+        return base, {"gain": 0.0, "t": 0.0, "needed": math.inf, "folds": float(k)}
+    mean, sd = float(gains.mean()), float(gains.std(ddof=1))
+    t = mean / (sd / math.sqrt(k)) if sd > 0 else (math.inf if mean > 0 else 0.0)
+    needed = float(student_t.ppf(1.0 - alpha, k - 1))
+    evidence = {"gain": mean, "t": t, "needed": needed, "folds": float(k)}
+    return (best if t > needed else base), evidence
 
 
 def tune_on_trades(trades: pd.DataFrame, config: ConfigSource = None, *,
@@ -340,6 +385,8 @@ def tuned_tags(result: TuningResult, at: str) -> dict[str, str]:
             f"{TUNED_PREFIX}final_default_score": f"{result.final['default']['score']:.6f}",
             f"{TUNED_PREFIX}trials": f"{completed}/{len(result.trials)}",
             f"{TUNED_PREFIX}seed": str(result.seed),
+            f"{TUNED_PREFIX}kept_default": str(result.kept_default).lower(),
+            f"{TUNED_PREFIX}gain_t": f"{result.evidence.get('t', 0.0):.3f}",
             f"{TUNED_PREFIX}adopted": str(result.adopted).lower()}
 
 

@@ -38,9 +38,11 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
     Optuna (TPE, median pruning) scores each trial by the served skill of a purged
     walk-forward over the trades before the final block; the final block (the last
     1/(cv_folds+1) of the rows) is held out and scores the config's and the tuned
-    hyperparameters once at the end: the tuned set is adopted (used by later trainings)
-    only when it is not worse there. The best set is saved on the ticker's registered
-    model as tuned.* tags (tuned.adopted), the trials in a run tune-TICKER.
+    hyperparameters once at the end. The search's best replaces the config's set only when
+    it beats it on the tuning folds by more than fold-to-fold noise, and it is adopted (used
+    by later trainings) only when it is not worse on the final block. The chosen set is saved
+    on the ticker's registered model as tuned.* tags (tuned.adopted), the trials in a run
+    tune-TICKER.
 
     \b
     Example:
@@ -80,7 +82,11 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
                f"{result.n_final_rows:,} rows from {result.final_start} held out; score = served "
                "skill (mean over heads of max(0, 1 - loss/best baseline loss)); best set saved "
                f"as tuned.* tags on {name}")
-    final = result.final
+    final, ev = result.final, result.evidence
+    if result.kept_default:
+        click.echo(f"kept the config's hyperparameters: the search's best set gained "
+                   f"{ev.get('gain', 0.0):+.4f} served skill per fold (t={ev.get('t', 0.0):.2f}, "
+                   f"needed {ev.get('needed', float('inf')):.2f}), within fold-to-fold noise")
     if result.adopted:
         click.echo(f"adopted: later trainings of {name} use the tuned set (final block "
                    f"{final['tuned']['score']:+.4f} against the config's "
