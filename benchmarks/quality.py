@@ -248,8 +248,15 @@ def tuning_section(quick: bool) -> None:
         X, y, result, took = _tune(label, trades, cfg, trials)
         print(f"### {label}: {len(X):,} events; {result.n_tuning_rows:,} tuning rows, final "
               f"block {result.n_final_rows:,} rows from {result.final_start}; {took:.0f} s\n")
-        print("tuned: " + ", ".join(f"{k}={v:.4g}" for k, v in result.best_params.items())
-              + "\n")
+        ev = result.evidence
+        print("search's best: " + ", ".join(f"{k}={v:.4g}" for k, v in
+                                            result.search_best_params.items())
+              + f"; per-fold served-skill gain over the default {ev.get('gain', 0.0):+.4f}, "
+              f"t={ev.get('t', 0.0):.2f} (needed {ev.get('needed', float('inf')):.2f}): "
+              + ("**kept the default** (within fold-to-fold noise)" if result.kept_default
+                 else "chosen") + "\n")
+        print("tuned (the chosen set): " + ", ".join(f"{k}={v:.4g}" for k, v in
+                                                     result.best_params.items()) + "\n")
         end = result.n_tuning_rows
         rows = []
         for which, params in (("default", result.default_params), ("tuned", result.best_params)):
