@@ -160,6 +160,12 @@ def test_the_cli_prints_trials_and_the_final_block(tmp_path):
     assert sum(bool(r["best"]) for r in rows) == 1
     table = CliRunner().invoke(cli, base, env=CLEAN_ENV)
     assert table.exit_code == 0 and "final block" in table.stdout and "tuned" in table.stdout
+    assert "kept the config's hyperparameters" in table.stdout or "adopted" in table.stdout
+    # the spelling, --ticker T, reads the same
+    spelled = CliRunner().invoke(cli, [*base[:3], "--ticker", "ethusdt", *base[4:], "--format",
+                                       "json"], env=CLEAN_ENV)
+    assert spelled.exit_code == 0, spelled.output
+    assert json.loads(spelled.stdout)[0]["ticker"] == "ETHUSDT"
 
 
 @pytest.mark.parametrize(("args", "code", "text"), [

@@ -18,9 +18,10 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 @cli.command()
-@click.argument("ticker", shell_complete=complete_tickers)
+@click.argument("ticker", required=False, shell_complete=complete_tickers)
 @click.option("--trades", "trades", multiple=True, required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Trade file(s) of the TICKER (repeatable).")
+@click.option("--ticker", "ticker_option", hidden=True)  # the issue's spelling: --ticker T
 @click.option("--trials", "n_trials", type=click.IntRange(1, 100_000), default=None,
               help="Trials to run (default 20, or unlimited with --timeout).")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None, metavar="S",
@@ -31,8 +32,9 @@ def _params_text(params: dict[str, Any]) -> str:
               help="Seed of the search (default: the config's random_seed).")
 @format_option
 @pass_context
-def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | None,
-         timeout: float | None, model_type: str | None, seed: int | None, fmt: str) -> None:
+def tune(ctx: Context, ticker: str | None, ticker_option: str | None, trades: tuple[str, ...],
+         n_trials: int | None, timeout: float | None, model_type: str | None, seed: int | None,
+         fmt: str) -> None:
     """Search a ticker's hyperparameters; later trainings of it use the best set.
 
     Optuna (TPE, median pruning) scores each trial by the served skill of a purged
@@ -50,6 +52,12 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
     """
     from ..tickers import normalize_ticker
 
+    if ticker and ticker_option and normalize_ticker(ticker) != normalize_ticker(ticker_option):
+        raise click.UsageError(f"two tickers given ({ticker!r} and --ticker {ticker_option!r}); "
+                               "give one")
+    ticker = ticker or ticker_option
+    if not ticker:
+        raise click.UsageError("give the TICKER to tune, e.g. `tune LTCUSDT --trades FILE`")
     name = normalize_ticker(ticker)
     if n_trials is None and timeout is None:
         n_trials = 20
@@ -84,10 +92,15 @@ def tune(ctx: Context, ticker: str, trades: tuple[str, ...], n_trials: int | Non
                f"as tuned.* tags on {name}")
     final, ev = result.final, result.evidence
     if result.kept_default:
-        click.echo(f"kept the config's hyperparameters: the search's best set gained "
-                   f"{ev.get('gain', 0.0):+.4f} served skill per fold (t={ev.get('t', 0.0):.2f}, "
-                   f"needed {ev.get('needed', float('inf')):.2f}), within fold-to-fold noise")
-    if result.adopted:
+        if ev.get("needed", float("inf")) == float("inf"):
+            click.echo(f"kept the config's hyperparameters: no trial beat them on the tuning "
+                       f"folds; later trainings of {name} use them")
+        else:
+            click.echo(f"kept the config's hyperparameters: the search's best set gained "
+                       f"{ev['gain']:+.4f} served skill per fold (t={ev['t']:.2f}, needed "
+                       f"{ev['needed']:.2f}), within fold-to-fold noise; later trainings of "
+                       f"{name} use them")
+    elif result.adopted:
         click.echo(f"adopted: later trainings of {name} use the tuned set (final block "
                    f"{final['tuned']['score']:+.4f} against the config's "
                    f"{final['default']['score']:+.4f})")
