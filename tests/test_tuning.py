@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ticker_registry import Config, SyncTickerModelManager, build_training_set, tuning
+from ticker_registry import Config, SyncTickerModelManager, build_training_set, tuned, tuning
 from ticker_registry.cli import cli
 from ticker_registry.cli.schemas import columns, schema
 from ticker_registry.hyperparameters import HYPERPARAMETER_BOUNDS
@@ -137,12 +137,12 @@ def test_a_tuned_set_worse_on_the_final_block_is_recorded_but_not_used():
             best_fold_scores=[], final={"tuned": {"score": tuned}, "default": {"score": default}},
             n_tuning_rows=10, n_final_rows=2, final_start="2024-01-01T00:00:00Z")
 
-    worse = tuning.tuned_tags(result(0.09, 0.10), "2026-11-30T00:00:00Z")
+    worse = tuned.tuned_tags(result(0.09, 0.10), "2026-11-30T00:00:00Z")
     assert worse["tuned.adopted"] == "false" and worse["tuned.max_depth"] == "3"
-    assert tuning.apply_tuned(cfg, worse) is cfg
-    same = tuning.tuned_tags(result(0.10, 0.10), "2026-11-30T00:00:00Z")
+    assert tuned.apply_tuned(cfg, worse) is cfg
+    same = tuned.tuned_tags(result(0.10, 0.10), "2026-11-30T00:00:00Z")
     assert same["tuned.adopted"] == "true"
-    used = tuning.apply_tuned(cfg, same).model_hyperparameters()
+    used = tuned.apply_tuned(cfg, same).model_hyperparameters()
     assert used["max_depth"] == 3 and used["learning_rate"] == 0.2
 
 

@@ -289,7 +289,7 @@ class RegistryOperations:
     def _ticker_config(self, name: str, n_jobs: int | None = None) -> Config:
         """The config a training of ``name`` uses: the manager's, with the ticker's tuned model
         type and hyperparameters (registered-model tags ``tuned.*``) when it was tuned."""
-        from .tuning import TUNED_PREFIX, apply_tuned
+        from .tuned import TUNED_PREFIX, apply_tuned
 
         config = self.config if n_jobs is None else self.config.replace(n_jobs=n_jobs)
         seen = self._tuned_seen
@@ -334,7 +334,8 @@ class RegistryOperations:
         :func:`ticker_registry.tuning.tune_on_trades` (``model_type``: later trainings use it).
         """
         from .store.runs import log_tuning
-        from .tuning import TUNED_PREFIX, tune_on_trades, tuned_tags
+        from .tuned import TUNED_PREFIX, tuned_tags
+        from .tuning import tune_on_trades
 
         name = self._ticker(ticker)
         trades = self._trades_of(trades, [str(p) for p in files], "tune")

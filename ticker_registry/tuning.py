@@ -55,9 +55,9 @@ Decisions
   ``tuned.<param>``, ``tuned.model_type``, ``tuned.at``, ``tuned.score``, ``tuned.trials``,
   ``tuned.seed``, ``tuned.adopted``, ``tuned.run``; a run ``tune-<TICKER>`` in experiment
   ``ticker-registry/<namespace>/tuning`` with the trial table as the artifact
-  ``tuning/trials.csv``. :func:`apply_tuned` turns the tags back into a ticker's training
-  config; every later training of that ticker (``train``, automatic retrains) uses an
-  adopted set until the ticker is tuned again.
+  ``tuning/trials.csv``. :func:`ticker_registry.tuned.apply_tuned` turns the tags back
+  into a ticker's training config; every later training of that ticker (``train``,
+  automatic retrains) uses an adopted set until the ticker is tuned again.
 """
 
 from __future__ import annotations
@@ -77,12 +77,11 @@ from .evaluation import HEADS, N_CLASSES, evaluable, fit_baselines, head_losses,
 from .exceptions import InvalidArgumentError, TrainingDataError
 from .features import FeatureSpec
 from .heads import train_head
-from .hyperparameters import HYPERPARAMETER_BOUNDS, MODEL_TYPES
+from .hyperparameters import MODEL_TYPES
 from .model import _event_times, _label_arrays, feature_matrix
 
-__all__ = ["SEARCH_SPACE", "STARTUP_TRIALS", "TUNED_PREFIX", "TuningResult", "apply_tuned",
-           "search_space", "split_final_block", "tune_hyperparameters", "tune_on_trades",
-           "tuned_tags"]
+__all__ = ["SEARCH_SPACE", "STARTUP_TRIALS", "TuningResult", "search_space", "split_final_block",
+           "tune_hyperparameters", "tune_on_trades"]
 
 #: The hyperparameters searched per model type: ``name: (kind, low, high, log)``.
 SEARCH_SPACE: dict[str, dict[str, tuple[type, float, float, bool]]] = {
@@ -105,8 +104,6 @@ SEARCH_SPACE: dict[str, dict[str, tuple[type, float, float, bool]]] = {
 }
 #: Complete trials before the pruner may stop one.
 STARTUP_TRIALS = 3
-#: Prefix of the registered-model tags holding a ticker's tuned set.
-TUNED_PREFIX = "tuned."
 
 
 def search_space(model_type: str, trial: Any) -> dict[str, int | float]:
@@ -372,37 +369,3 @@ def tune_on_trades(trades: pd.DataFrame, config: ConfigSource = None, *,
                                          quantity=head["quantity"].to_numpy())
     X, y = features.build_training_set(trades, recipe, market=market)
     return tune_hyperparameters(X, y, cfg, **options)
-
-
-def tuned_tags(result: TuningResult, at: str) -> dict[str, str]:
-    """The registered-model tags that record ``result`` (tuned at ``at``, ISO time)."""
-    completed = sum(r["state"] == "COMPLETE" for r in result.trials)
-    return {**{f"{TUNED_PREFIX}{k}": repr(v) if isinstance(v, float) else str(v)
-               for k, v in result.best_params.items()},
-            f"{TUNED_PREFIX}model_type": result.model_type, f"{TUNED_PREFIX}at": at,
-            f"{TUNED_PREFIX}score": f"{result.best_score:.6f}",
-            f"{TUNED_PREFIX}final_score": f"{result.final['tuned']['score']:.6f}",
-            f"{TUNED_PREFIX}final_default_score": f"{result.final['default']['score']:.6f}",
-            f"{TUNED_PREFIX}trials": f"{completed}/{len(result.trials)}",
-            f"{TUNED_PREFIX}seed": str(result.seed),
-            f"{TUNED_PREFIX}kept_default": str(result.kept_default).lower(),
-            f"{TUNED_PREFIX}gain_t": f"{result.evidence.get('t', 0.0):.3f}",
-            f"{TUNED_PREFIX}adopted": str(result.adopted).lower()}
-
-
-def apply_tuned(config: Config, tags: Mapping[str, str]) -> Config:
-    """``config`` with a ticker's tuned model type and hyperparameters from its model tags
-    (``config`` itself when the ticker was never tuned, or its tuned set was not adopted)."""
-    model_type = tags.get(f"{TUNED_PREFIX}model_type")
-    if model_type not in MODEL_TYPES or tags.get(f"{TUNED_PREFIX}adopted") == "false":
-        return config
-    params: dict[str, int | float] = {}
-    for name, (kind, *_rest) in HYPERPARAMETER_BOUNDS[model_type].items():
-        text = tags.get(f"{TUNED_PREFIX}{name}")
-        try:
-            params[name] = int(text) if kind is int else float(text)  # type: ignore[arg-type]
-        except (TypeError, ValueError):  # absent, or edited by hand into something else
-            continue
-    table = {k: dict(v) for k, v in config.hyperparameters.items()}
-    table[model_type] = {**table.get(model_type, {}), **params}
-    return config.replace(model_type=model_type, hyperparameters=table)
