@@ -301,7 +301,6 @@ def transfer_section(quick: bool) -> None:
     from ticker_registry import Config, build_training_set
     from ticker_registry.evaluation import HEADS, evaluable, fit_baselines
     from ticker_registry.features import FeatureSpec
-    from ticker_registry.model import _event_times, _label_arrays, feature_matrix
     from ticker_registry.transfer import (
         STRATEGIES,
         Template,
@@ -320,22 +319,20 @@ def transfer_section(quick: bool) -> None:
     first = first.reset_index(drop=True)
     later = later.reset_index(drop=True)
 
-    def arrays(X, y):
-        return feature_matrix(X), _label_arrays(y, len(X)), _event_times(X)
-
     # the template: LTCUSDT's first 24 hours, tuned (the tuning section's search, or one now)
     if "LTCUSDT-day1" not in _TUNED:
         _tune("LTCUSDT-day1", first, cfg, 3 if quick else TUNING_TRIALS)
     tuned = {**cfg.model_hyperparameters(), **_TUNED["LTCUSDT-day1"]}
-    xt, lt, tt = arrays(*build_training_set(first, cfg))
+    ltc_rows = TemplateRows.of("LTCUSDT", *build_training_set(first, cfg))
+    xt, lt, tt = ltc_rows.x, ltc_rows.labels, ltc_rows.event_ns
     t_cfg = cfg.replace(hyperparameters={"xgboost": tuned})
     fit = config_trainer(t_cfg)
     heads = {h: fit(h, xt, lt[h], tt) for h in HEADS}
-    xrp_x, xrp_l, xrp_t = arrays(*build_training_set(_load(XRP), cfg))
+    xrp_rows = TemplateRows.of("XRPETH", *build_training_set(_load(XRP), cfg))
+    xrp_x, xrp_l, xrp_t = xrp_rows.x, xrp_rows.labels, xrp_rows.event_ns
     # XRPETH's trades are from 2019: as a pooled ticker its rows all precede the new ticker's
     template = Template("LTCUSDT", None, "xgboost", _TUNED["LTCUSDT-day1"], heads,
-                        (TemplateRows("LTCUSDT", xt, lt, tt), TemplateRows("XRPETH", xrp_x,
-                                                                            xrp_l, xrp_t)),
+                        (ltc_rows, xrp_rows),
                         time_median=float(np.median(lt["time_to_execution"])))
     # a second, other-instrument template for (a) and (b): XRPETH, tuned on its own trades
     if "XRPETH" not in _TUNED:
@@ -374,7 +371,8 @@ def transfer_section(quick: bool) -> None:
             spec = FeatureSpec.from_config(cfg, price=train_trades["price"].to_numpy(),
                                            quantity=train_trades["quantity"].to_numpy())
             X, y = build_training_set(part, spec)
-            x, lab, ev = arrays(X, y)
+            new = TemplateRows.of("LTCUSDT", X, y)
+            x, lab, ev = new.x, new.labels, new.event_ns
             test_start = int(np.searchsorted(ev, ev[size - 1] + horizon, side="right"))
             test = np.arange(test_start, min(test_start + TRANSFER_TEST, len(x)))
             if test.size < TRANSFER_TEST // 2:

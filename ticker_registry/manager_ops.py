@@ -107,6 +107,7 @@ class RegistryOperations:
         TickerRegistryError
             Neither ``trades`` nor ``files`` (the new ticker's own data is required).
         """
+        from .features import build_training_set
         from .training import train_model
         from .transfer import (
             Template,
@@ -136,13 +137,9 @@ class RegistryOperations:
         seed = OrderFlowModel.load(self.registry.download_native(source))
         rows: tuple[TemplateRows, ...] = ()
         if chosen == "pooled" and (template_trades is not None or template_files):
-            from .features import build_training_set
-            from .model import _event_times, _label_arrays, feature_matrix
-
             t_trades = self._trades_of(template_trades, [str(p) for p in template_files], "pool")
-            Xt, yt = build_training_set(t_trades, seed.spec_, market=market)
-            rows = (TemplateRows(source.ticker, feature_matrix(Xt), _label_arrays(yt, len(Xt)),
-                                 _event_times(Xt)),)
+            rows = (TemplateRows.of(source.ticker,
+                                    *build_training_set(t_trades, seed.spec_, market=market)),)
         plan = Template(source.ticker, source.version, seed.config.model_type,
                         seed.config.model_hyperparameters(), seed.heads_, rows,
                         time_median=seed.baselines_.get("median_time_to_execution"))
@@ -150,8 +147,6 @@ class RegistryOperations:
         config = transfer_config(self._ticker_config(name), used, plan)
         trainer = transfer_trainer(config, used, plan)
         new_trades = self._trades_of(trades, paths, "train")
-        from .features import build_training_set
-
         X, y = build_training_set(new_trades, config, market=market)
         recipe = {"template_ticker": source.ticker, "template_version": str(source.version),
                   "transfer_strategy": used}

@@ -49,12 +49,14 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 import numpy as np
+import pandas as pd
 
 from .config import Config, TransferStrategy
 from .evaluation import N_CLASSES
 from .exceptions import InvalidArgumentError
 from .heads import WARM_STARTABLE, Head, train_head
 from .hyperparameters import HYPERPARAMETER_BOUNDS
+from .model import _event_times, _label_arrays, feature_matrix
 from .walk_forward import HeadTrainer, config_trainer
 
 __all__ = ["POOL_ROWS", "SCALE_RATIO", "STRATEGIES", "HeadTrainerWithLog", "Template",
@@ -79,6 +81,11 @@ class TemplateRows:
     x: np.ndarray
     labels: Mapping[str, np.ndarray]
     event_ns: np.ndarray
+
+    @classmethod
+    def of(cls, ticker: str, X: pd.DataFrame, y: pd.DataFrame) -> TemplateRows:
+        """The rows of a training set (:func:`ticker_registry.build_training_set`)."""
+        return cls(ticker, feature_matrix(X), _label_arrays(y, len(X)), _event_times(X))
 
 
 @dataclass(frozen=True)
